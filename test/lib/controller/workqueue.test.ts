@@ -1,28 +1,6 @@
 import t from 'tap';
-import { WorkQueue, type Scheduler } from '../../../lib/controller/workqueue.js';
-
-/** A scheduler whose time moves only when the test says so. */
-class FakeScheduler implements Scheduler {
-  now = 0;
-  #next = 1;
-  readonly timers = new Map<number, { at: number; fn: () => void }>();
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.#next++;
-    this.timers.set(id, { at: this.now + ms, fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers.delete(handle as number);
-  }
-  advance(ms: number): void {
-    this.now += ms;
-    for (const [id, timer] of [...this.timers].sort((a, b) => a[1].at - b[1].at)) {
-      if (timer.at > this.now) continue;
-      this.timers.delete(id);
-      timer.fn();
-    }
-  }
-}
+import { WorkQueue } from '../../../lib/controller/workqueue.js';
+import { FakeScheduler } from '../../helpers/fake-scheduler.js';
 
 t.test('keys coalesce and are never processed twice at once', async (t) => {
   const q = new WorkQueue(new FakeScheduler());
