@@ -80,8 +80,12 @@ export function formatRange(r: IPRange): string {
  * firmware (MetalLB's `avoidBuggyIPs`); IPv6 addresses never do.
  */
 export function isBuggyIP(ip: IP): boolean {
-  if (ip.family !== 4) return false;
-  const low = ip.value & 255n;
+  return isBuggyValue(ip.family, ip.value);
+}
+
+export function isBuggyValue(family: Family, value: bigint): boolean {
+  if (family !== 4) return false;
+  const low = value & 255n;
   return low === 0n || low === 255n;
 }
 
