@@ -1,0 +1,42 @@
+/**
+ * The running configuration: an invalid one never replaces the last valid one (MetalLB
+ * keeps its last good config and reports it stale). Every component holds one of these.
+ */
+import { EMPTY_CONFIG, type Config } from './model.js';
+import type { ConfigResult } from './parse.js';
+import type { ConfigProblem } from './problems.js';
+
+export class ConfigState {
+  #current: Config = EMPTY_CONFIG;
+  #problems: readonly ConfigProblem[] = [];
+  #loaded = false;
+
+  get current(): Config {
+    return this.#current;
+  }
+
+  /** True when the latest configuration offered was refused (the metric `config_stale`). */
+  get stale(): boolean {
+    return this.#problems.length > 0;
+  }
+
+  /** True once any valid configuration has been applied. */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
+  get problems(): readonly ConfigProblem[] {
+    return this.#problems;
+  }
+
+  apply(result: ConfigResult): { accepted: boolean; stale: boolean } {
+    if (!result.ok) {
+      this.#problems = result.problems;
+      return { accepted: false, stale: true };
+    }
+    this.#current = result.config;
+    this.#problems = [];
+    this.#loaded = true;
+    return { accepted: true, stale: false };
+  }
+}

@@ -1,0 +1,39 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { runStandalone } from '../../standalone/run.js';
+
+function capture() {
+  const out = { stdout: '', stderr: '' };
+  return { out, io: { write: (s: string) => { out.stdout += s; }, error: (s: string) => { out.stderr += s; } } };
+}
+
+t.test('the embedded default allocates every Service', async (t) => {
+  const { out, io } = capture();
+  const r = await runStandalone(undefined, io);
+  t.equal(r.exitCode, 0, out.stderr);
+  t.match(out.stdout, /config\/standalone\.yaml: 2 pools, 4 services/);
+  t.match(out.stdout, /demo\/web\s+loopback\s+127\.0\.0\.24\d\s+8080\/TCP/);
+  t.match(out.stdout, /ops\/admin\s+reserved\s+127\.0\.1\.0\s+8443\/TCP/);
+  const dns = r.rows.filter((row) => row.key.startsWith('demo/dns'));
+  t.equal(dns.length, 2);
+  t.same(dns[0]!.ips, dns[1]!.ips, 'the two dns Services share one address');
+});
+
+t.test('an invalid file: exit 1 and every problem on stderr', async (t) => {
+  const dir = t.testdir({});
+  const file = `${dir}/bad.yaml`;
+  writeFileSync(file, 'apiVersion: beacon-lb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec:\n  addresses: [10.0.0.0/33, 010.0.0.1/32]\n');
+  const { out, io } = capture();
+  const r = await runStandalone(file, io);
+  t.equal(r.exitCode, 1);
+  t.equal(out.stdout, '');
+  t.match(out.stderr, /is invalid \(2 problems\)/);
+  t.match(out.stderr, /IPAddressPool\/p spec\.addresses\[0\]: .*prefix length "33"/);
+  t.match(out.stderr, /IPAddressPool\/p spec\.addresses\[1\]: .*leading zero/);
+});
+
+t.test('an unreadable file: exit 2', async (t) => {
+  const { out, io } = capture();
+  t.equal((await runStandalone('/nonexistent/beacon.yaml', io)).exitCode, 2);
+  t.match(out.stderr, /cannot read \/nonexistent\/beacon\.yaml/);
+});
