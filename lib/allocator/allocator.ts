@@ -1,49 +1,58 @@
 /**
  * The IP allocator: MetalLB's semantics (ANCHORS.md, "Allocation" and "Sharing rules")
- * over indexes that keep every operation O(log n). Pure: values in, values out; it knows
- * nothing of Kubernetes (lib/service/request.ts builds its input).
+ * over per-range indexes that keep every operation O(log n). Pure: values in, values out;
+ * it knows nothing of Kubernetes (lib/service/request.ts builds its input).
  */
 import type { Config, Pool } from '../config/model.js';
-import { formatIP, ipKey, type Family, type IP } from '../ip/address.js';
+import { formatIP, type Family, type IP } from '../ip/address.js';
 import { buggyCount, rangeSize } from '../ip/range.js';
-import { poolAdmits, poolsInOrder } from './pool-choice.js';
-import { RangeIndex } from './range-index.js';
+import { orderPools, poolAdmits, type PoolOrder } from './pool-choice.js';
+import { RangeIndex, type Offset } from './range-index.js';
 import type { AllocationFailure, AllocationResult, Port, PoolCounters, ServiceRequest } from './types.js';
+
+/** Who uses one address. Ports are read from the users' allocations when sharing is checked. */
+interface AddressUse {
+  readonly ip: IP;
+  readonly offset: Offset;
+  readonly range: RangeIndex<AddressUse>;
+  readonly pool: PoolState;
+  sharingKey: string;
+  backendKey: string;
+  readonly services: string[];
+}
 
 interface Allocation {
   readonly pool: string;
   readonly ips: readonly IP[];
+  readonly uses: readonly AddressUse[];
   readonly ports: readonly Port[];
   readonly sharingKey: string;
   readonly backendKey: string;
 }
 
-/** Who uses one address, and on which ports. */
-interface AddressUse {
-  sharingKey: string;
-  backendKey: string;
-  readonly ports: Map<string, string>; // "TCP/80" → service key
-  readonly services: Set<string>;
-  readonly range: RangeIndex;
-  readonly pool: PoolState;
-}
-
 interface PoolState {
   readonly pool: Pool;
-  readonly ranges: readonly RangeIndex[];
+  readonly ranges: readonly RangeIndex<AddressUse>[];
   readonly size: Record<Family, bigint>;
   readonly assigned: Record<Family, number>;
 }
 
-const portName = (p: Port) => `${p.protocol}/${p.port}`;
+/** Where an address lives: a pool's range, at an offset; `use` if someone holds it. */
+interface Slot {
+  readonly pool: PoolState;
+  readonly range: RangeIndex<AddressUse>;
+  readonly offset: Offset;
+  readonly ip: IP;
+}
+
 const fail = (reason: AllocationFailure, message: string): AllocationResult => ({ ok: false, reason, message });
+const NO_POOLS: PoolOrder<PoolState> = { pinned: [], general: [] };
 
 export class Allocator {
   #pools = new Map<string, PoolState>();
-  #poolList: Pool[] = [];
+  #order = NO_POOLS;
   readonly #allocs = new Map<string, Allocation>();
-  readonly #uses = new Map<bigint, AddressUse>();
-  readonly #bySharingKey = new Map<string, Set<bigint>>();
+  readonly #bySharingKey = new Map<string, Set<AddressUse>>();
 
   /**
    * Installs a new configuration. Allocations whose addresses lie in no pool any more are
@@ -53,15 +62,14 @@ export class Allocator {
   setConfig(config: Config): { released: string[] } {
     const previous = [...this.#allocs].sort(([a], [b]) => a.localeCompare(b));
     this.#allocs.clear();
-    this.#uses.clear();
     this.#bySharingKey.clear();
-    this.#poolList = [...config.pools];
     this.#pools = new Map(config.pools.map((p) => [p.name, newPoolState(p)]));
+    this.#order = orderPools([...this.#pools.values()]);
     const released: string[] = [];
     for (const [key, alloc] of previous) {
-      const pool = this.#poolFor(alloc.ips);
-      if (pool === undefined) released.push(key);
-      else this.#record(key, { ...alloc, pool: pool.pool.name });
+      const slots = this.#slotsFor(alloc.ips);
+      if (slots === undefined) released.push(key);
+      else this.#record(key, slots, alloc);
     }
     return { released };
   }
@@ -90,16 +98,13 @@ export class Allocator {
     const alloc = this.#allocs.get(key);
     if (alloc === undefined) return false;
     this.#allocs.delete(key);
-    for (const ip of alloc.ips) {
-      const k = ipKey(ip);
-      const use = this.#uses.get(k)!;
-      for (const p of alloc.ports) if (use.ports.get(portName(p)) === key) use.ports.delete(portName(p));
-      use.services.delete(key);
-      if (use.services.size > 0) continue;
-      this.#uses.delete(k);
-      this.#unindexSharing(use.sharingKey, k);
-      use.range.markFree(ip.value);
-      use.pool.assigned[ip.family]--;
+    for (const use of alloc.uses) {
+      const i = use.services.indexOf(key);
+      if (i >= 0) use.services.splice(i, 1);
+      if (use.services.length > 0) continue;
+      this.#unindexSharing(use);
+      use.range.delete(use.offset);
+      use.pool.assigned[use.ip.family]--;
     }
     return true;
   }
@@ -113,7 +118,8 @@ export class Allocator {
   }
 
   servicesOn(ip: IP): readonly string[] {
-    return [...(this.#uses.get(ipKey(ip))?.services ?? [])].sort();
+    const slot = this.#slotOf(ip);
+    return slot === undefined ? [] : [...(slot.range.uses.get(slot.offset)?.services ?? [])].sort();
   }
 
   counters(pool: string): PoolCounters | undefined {
@@ -131,17 +137,17 @@ export class Allocator {
     if (req.requestedIPs.length > 0 && !sameIPs(req.requestedIPs, held.ips)) return undefined;
     if (req.pool !== undefined && req.pool !== held.pool) return undefined;
     if (req.requestedIPs.length === 0 && !familiesFit(req, held.ips)) return undefined;
-    if (held.ips.some((ip) => this.#sharingProblem(req, ip) !== undefined)) return undefined;
-    let ips = held.ips;
+    if (held.uses.some((use) => this.#sharingProblem(req, use) !== undefined)) return undefined;
+    let slots: Slot[] = held.uses.map((u) => ({ pool, range: u.range, offset: u.offset, ip: u.ip }));
     // PreferDualStack holding one family: add the other from the same pool when it can.
-    if (req.requestedIPs.length === 0 && wantsDual(req) && req.familyPolicy === 'PreferDualStack' && ips.length === 1) {
-      const other: Family = ips[0]!.family === 4 ? 6 : 4;
+    if (req.requestedIPs.length === 0 && wantsDual(req) && req.familyPolicy === 'PreferDualStack' && slots.length === 1) {
+      const other: Family = slots[0]!.ip.family === 4 ? 6 : 4;
       const extra = this.#candidate(pool, other, req);
-      if (extra !== undefined) ips = req.families[0] === other ? [extra, ips[0]!] : [ips[0]!, extra];
+      if (extra !== undefined) slots = req.families[0] === other ? [extra, slots[0]!] : [slots[0]!, extra];
     }
     this.release(req.key);
-    this.#record(req.key, { pool: held.pool, ips, ports: req.ports, sharingKey: req.sharingKey, backendKey: req.backendKey });
-    return { ok: true, pool: held.pool, ips, changed: ips !== held.ips };
+    const alloc = this.#record(req.key, slots, req);
+    return { ok: true, pool: held.pool, ips: alloc.ips, changed: slots.length !== held.uses.length };
   }
 
   #fresh(req: ServiceRequest): AllocationResult {
@@ -158,11 +164,10 @@ export class Allocator {
       if (!poolAdmits(pool.pool, req)) return fail('poolNotCompatible', `pool "${req.pool}" does not admit ${req.key} (serviceAllocation)`);
       return this.#pickFrom([pool], req, `no available IPs in pool "${req.pool}"`);
     }
-    const { pinned, general } = poolsInOrder(this.#poolList, req);
-    const states = (ps: Pool[]) => ps.map((p) => this.#pools.get(p.name)!);
-    const fromPinned = this.#pickFrom(states(pinned), req, 'no available IPs');
+    const pinned = this.#order.pinned.length === 0 ? [] : this.#order.pinned.filter((p) => poolAdmits(p.pool, req));
+    const fromPinned = this.#pickFrom(pinned, req, 'no available IPs');
     if (fromPinned.ok) return fromPinned;
-    const fromGeneral = this.#pickFrom(states(general), req, 'no available IPs');
+    const fromGeneral = this.#pickFrom(this.#order.general, req, 'no available IPs');
     if (fromGeneral.ok || pinned.length === 0) return fromGeneral;
     // Both failed: exhaustion anywhere outranks "no such family" in the message.
     return fromPinned.reason === 'poolExhausted' ? fromPinned : fromGeneral;
@@ -171,28 +176,29 @@ export class Allocator {
   /** MetalLB's findBestPoolForService: the first pool with every wanted family, else (PreferDualStack) one. */
   #pickFrom(pools: readonly PoolState[], req: ServiceRequest, exhausted: string): AllocationResult {
     const dual = wantsDual(req);
-    const [primary, secondary] = [req.families[0]!, req.families[0] === 4 ? 6 : 4] as const;
-    let fallback: { pool: PoolState; ip: IP } | undefined;
-    let secondFallback: { pool: PoolState; ip: IP } | undefined;
-    let familyOffered = false;
+    const primary = req.families[0]!;
+    const secondary: Family = primary === 4 ? 6 : 4;
+    let fallback: Slot | undefined;
+    let secondFallback: Slot | undefined;
     for (const pool of pools) {
       const a = this.#candidate(pool, primary, req);
       if (!dual) {
-        familyOffered ||= pool.ranges.some((r) => r.family === primary);
-        if (a !== undefined) return this.#take(req, pool, [a]);
+        if (a !== undefined) return this.#take(req, [a]);
         continue;
       }
-      familyOffered ||= pool.ranges.some((r) => r.family === primary) && pool.ranges.some((r) => r.family === secondary);
       const b = this.#candidate(pool, secondary, req);
-      if (a !== undefined && b !== undefined) return this.#take(req, pool, [a, b]);
+      if (a !== undefined && b !== undefined) return this.#take(req, [a, b]);
       if (req.familyPolicy !== 'PreferDualStack') continue;
-      familyOffered ||= pool.ranges.length > 0;
-      if (a !== undefined) fallback ??= { pool, ip: a };
-      if (b !== undefined) secondFallback ??= { pool, ip: b };
+      fallback ??= a;
+      secondFallback ??= b;
     }
     const single = fallback ?? secondFallback;
-    if (single !== undefined) return this.#take(req, single.pool, [single.ip]);
-    if (!familyOffered) {
+    if (single !== undefined) return this.#take(req, [single]);
+    // Failed: say whether the family was missing or the addresses ran out.
+    const offers = (p: PoolState, f: Family) => p.ranges.some((r) => r.family === f);
+    const offered = pools.some((p) => !dual ? offers(p, primary)
+      : req.familyPolicy === 'PreferDualStack' ? p.ranges.length > 0 : offers(p, primary) && offers(p, secondary));
+    if (!offered) {
       const want = dual && req.familyPolicy === 'RequireDualStack' ? 'both IPv4 and IPv6' : `IPv${primary}`;
       return fail('familyNotAvailable', `no eligible pool offers ${want}`);
     }
@@ -200,122 +206,137 @@ export class Allocator {
   }
 
   #assignRequested(req: ServiceRequest, ips: readonly IP[]): AllocationResult {
-    const families = new Set(ips.map((ip) => ip.family));
-    if (ips.length > 2 || families.size !== ips.length) {
+    if (ips.length > 2 || new Set(ips.map((ip) => ip.family)).size !== ips.length) {
       return fail('invalidRequest', `at most one address per family: ${ips.map(formatIP).join(', ')}`);
     }
-    const pool = this.#poolFor(ips);
+    const slots = this.#slotsFor(ips);
     const shown = ips.map(formatIP).join(', ');
-    if (pool === undefined) return fail('ipNotInPool', `${shown} ${ips.length > 1 ? 'are not together' : 'is not'} in any pool`);
-    if (req.pool !== undefined && req.pool !== pool.pool.name) return fail('ipNotInPool', `${shown} is in pool "${pool.pool.name}", not "${req.pool}"`);
-    if (!poolAdmits(pool.pool, req)) return fail('poolNotCompatible', `pool "${pool.pool.name}" does not admit ${req.key} (serviceAllocation)`);
-    for (const ip of ips) {
-      const problem = this.#sharingProblem(req, ip);
+    if (slots === undefined) return fail('ipNotInPool', `${shown} ${ips.length > 1 ? 'are not together' : 'is not'} in any pool`);
+    const pool = slots[0]!.pool.pool;
+    if (req.pool !== undefined && req.pool !== pool.name) return fail('ipNotInPool', `${shown} is in pool "${pool.name}", not "${req.pool}"`);
+    if (!poolAdmits(pool, req)) return fail('poolNotCompatible', `pool "${pool.name}" does not admit ${req.key} (serviceAllocation)`);
+    for (const slot of slots) {
+      const problem = this.#sharingProblem(req, slot.range.uses.get(slot.offset));
       if (problem !== undefined) return fail('ipUnavailable', problem);
     }
-    return this.#take(req, pool, ips);
+    return this.#take(req, slots);
   }
 
-  #take(req: ServiceRequest, pool: PoolState, ips: readonly IP[]): AllocationResult {
+  #take(req: ServiceRequest, slots: readonly Slot[]): AllocationResult {
     this.release(req.key);
-    this.#record(req.key, { pool: pool.pool.name, ips, ports: req.ports, sharingKey: req.sharingKey, backendKey: req.backendKey });
-    return { ok: true, pool: pool.pool.name, ips, changed: true };
+    const alloc = this.#record(req.key, slots, req);
+    return { ok: true, pool: alloc.pool, ips: alloc.ips, changed: true };
   }
 
   /** The lowest address of `family` in the pool this Service may use: free, or shareable. */
-  #candidate(pool: PoolState, family: Family, req: ServiceRequest): IP | undefined {
+  #candidate(pool: PoolState, family: Family, req: ServiceRequest): Slot | undefined {
     const shared = req.sharingKey === '' ? undefined : this.#bySharingKey.get(req.sharingKey);
     for (const range of pool.ranges) {
       if (range.family !== family) continue;
-      let best = range.lowestFree();
+      let best: Offset | undefined = range.lowestFree();
       if (shared !== undefined) {
-        for (const k of shared) {
-          const use = this.#uses.get(k)!;
-          if (use.range !== range) continue;
-          const value = family === 4 ? k : k & ((1n << 128n) - 1n);
-          if (best !== undefined && value >= best) continue;
-          if (this.#sharingProblem(req, { family, value }) === undefined) best = value;
+        for (const use of shared) {
+          if (use.range !== range || (best !== undefined && use.offset >= best)) continue;
+          if (this.#sharingProblem(req, use) === undefined) best = use.offset;
         }
       }
-      if (best !== undefined) return { family, value: best };
+      if (best !== undefined) return { pool, range, offset: best, ip: range.uses.get(best)?.ip ?? range.ipAt(best) };
     }
     return undefined;
   }
 
-  /** Why `req` may not use `ip`, or undefined if it may (MetalLB's checkSharing). */
-  #sharingProblem(req: ServiceRequest, ip: IP): string | undefined {
-    const use = this.#uses.get(ipKey(ip));
+  /** Why `req` may not use an address, or undefined if it may (MetalLB's checkSharing). */
+  #sharingProblem(req: ServiceRequest, use: AddressUse | undefined): string | undefined {
     if (use === undefined) return undefined;
-    const others = [...use.services].filter((s) => s !== req.key);
+    const others = use.services.filter((s) => s !== req.key);
     // The sole user may change its sharing key and ports in place.
     if (others.length === 0) return undefined;
-    const where = `${formatIP(ip)} (used by ${others.sort().join(', ')})`;
+    const where = `${formatIP(use.ip)} (used by ${others.sort().join(', ')})`;
     if (use.sharingKey === '') return `${where}: the existing Service does not allow sharing`;
     if (req.sharingKey === '') return `${where}: this Service does not allow sharing`;
     if (use.sharingKey !== req.sharingKey) return `${where}: sharing key "${req.sharingKey}" does not match "${use.sharingKey}"`;
     if (use.backendKey !== req.backendKey) return `${where}: backend key "${req.backendKey}" does not match "${use.backendKey}"`;
-    for (const p of req.ports) {
-      const holder = use.ports.get(portName(p));
-      if (holder !== undefined && holder !== req.key) return `${where}: port ${portName(p)} is already used by ${holder}`;
+    for (const other of others) {
+      const clash = this.#allocs.get(other)!.ports.find((q) => req.ports.some((p) => p.protocol === q.protocol && p.port === q.port));
+      if (clash !== undefined) return `${where}: port ${clash.protocol}/${clash.port} is already used by ${other}`;
     }
     return undefined;
   }
 
   /** Records an allocation already known to be permissible. */
-  #record(key: string, alloc: Allocation): void {
-    this.#allocs.set(key, alloc);
-    for (const ip of alloc.ips) {
-      const k = ipKey(ip);
-      let use = this.#uses.get(k);
+  #record(key: string, slots: readonly Slot[], want: { ports: readonly Port[]; sharingKey: string; backendKey: string }): Allocation {
+    const uses = slots.map((slot) => {
+      let use = slot.range.uses.get(slot.offset);
       if (use === undefined) {
-        const pool = this.#pools.get(alloc.pool)!;
-        const range = pool.ranges.find((r) => r.family === ip.family && r.contains(ip.value))!;
-        use = { sharingKey: alloc.sharingKey, backendKey: alloc.backendKey, ports: new Map(), services: new Set(), range, pool };
-        this.#uses.set(k, use);
-        range.markUsed(ip.value);
-        pool.assigned[ip.family]++;
-      } else if (use.sharingKey !== alloc.sharingKey) {
-        this.#unindexSharing(use.sharingKey, k);
+        use = { ip: slot.ip, offset: slot.offset, range: slot.range, pool: slot.pool, sharingKey: want.sharingKey, backendKey: want.backendKey, services: [] };
+        slot.range.set(slot.offset, use);
+        slot.pool.assigned[slot.ip.family]++;
+      } else if (use.sharingKey !== want.sharingKey) {
+        this.#unindexSharing(use);
       }
-      use.sharingKey = alloc.sharingKey;
-      use.backendKey = alloc.backendKey;
-      if (alloc.sharingKey !== '') {
-        let set = this.#bySharingKey.get(alloc.sharingKey);
-        if (set === undefined) this.#bySharingKey.set(alloc.sharingKey, (set = new Set()));
-        set.add(k);
+      use.sharingKey = want.sharingKey;
+      use.backendKey = want.backendKey;
+      if (want.sharingKey !== '') {
+        let set = this.#bySharingKey.get(want.sharingKey);
+        if (set === undefined) this.#bySharingKey.set(want.sharingKey, (set = new Set()));
+        set.add(use);
       }
-      for (const p of alloc.ports) use.ports.set(portName(p), key);
-      use.services.add(key);
-    }
+      use.services.push(key);
+      return use;
+    });
+    const alloc: Allocation = {
+      pool: slots[0]!.pool.pool.name,
+      ips: uses.map((u) => u.ip),
+      uses,
+      ports: want.ports,
+      sharingKey: want.sharingKey,
+      backendKey: want.backendKey,
+    };
+    this.#allocs.set(key, alloc);
+    return alloc;
   }
 
-  #unindexSharing(sharingKey: string, k: bigint): void {
-    const set = this.#bySharingKey.get(sharingKey);
+  #unindexSharing(use: AddressUse): void {
+    const set = this.#bySharingKey.get(use.sharingKey);
     if (set === undefined) return;
-    set.delete(k);
-    if (set.size === 0) this.#bySharingKey.delete(sharingKey);
+    set.delete(use);
+    if (set.size === 0) this.#bySharingKey.delete(use.sharingKey);
   }
 
-  /** The pool holding every one of `ips` (honouring avoidBuggyIPs), if any. */
-  #poolFor(ips: readonly IP[]): PoolState | undefined {
+  #slotOf(ip: IP): Slot | undefined {
     for (const pool of this.#pools.values()) {
-      if (ips.every((ip) => pool.ranges.some((r) => r.family === ip.family && r.contains(ip.value)))) return pool;
+      for (const range of pool.ranges) {
+        if (range.family !== ip.family) continue;
+        const offset = range.offsetOf(ip.value);
+        if (offset !== undefined) return { pool, range, offset, ip };
+      }
     }
     return undefined;
+  }
+
+  /** The slots of `ips`, all in one pool (honouring avoidBuggyIPs), or undefined. */
+  #slotsFor(ips: readonly IP[]): Slot[] | undefined {
+    const slots: Slot[] = [];
+    for (const ip of ips) {
+      const slot = this.#slotOf(ip);
+      if (slot === undefined || (slots.length > 0 && slot.pool !== slots[0]!.pool)) return undefined;
+      slots.push(slot);
+    }
+    return slots;
   }
 }
 
 function newPoolState(pool: Pool): PoolState {
   const size: Record<Family, bigint> = { 4: 0n, 6: 0n };
   for (const r of pool.ranges) size[r.family] += rangeSize(r) - (pool.avoidBuggyIPs ? buggyCount(r) : 0n);
-  return { pool, ranges: pool.ranges.map((r) => new RangeIndex(r, pool.avoidBuggyIPs)), size, assigned: { 4: 0, 6: 0 } };
+  return { pool, ranges: pool.ranges.map((r) => new RangeIndex<AddressUse>(r, pool.avoidBuggyIPs)), size, assigned: { 4: 0, 6: 0 } };
 }
 
 function wantsDual(req: ServiceRequest): boolean {
   return req.families.length === 2 && req.familyPolicy !== 'SingleStack';
 }
 
-/** Do held addresses still satisfy the family policy? PreferDualStack keeps one family. */
+/** Do addresses satisfy the family policy? PreferDualStack is content with one family. */
 function familiesFit(req: ServiceRequest, ips: readonly IP[]): boolean {
   const held = new Set(ips.map((ip) => ip.family));
   if (!wantsDual(req)) return ips.length === 1 && held.has(req.families[0]!);
@@ -324,7 +345,5 @@ function familiesFit(req: ServiceRequest, ips: readonly IP[]): boolean {
 }
 
 function sameIPs(a: readonly IP[], b: readonly IP[]): boolean {
-  if (a.length !== b.length) return false;
-  const keys = new Set(a.map(ipKey));
-  return b.every((ip) => keys.has(ipKey(ip)));
+  return a.length === b.length && a.every((x) => b.some((y) => x.family === y.family && x.value === y.value));
 }

@@ -1,16 +1,16 @@
-/** A binary min-heap of BigInts: the released addresses below a range's frontier. */
-export class BigIntMinHeap {
-  readonly #items: bigint[] = [];
+/** A binary min-heap of numbers: the released offsets below a range's frontier. */
+export class MinHeap {
+  readonly #items: number[] = [];
 
   get size(): number {
     return this.#items.length;
   }
 
-  peek(): bigint | undefined {
+  peek(): number | undefined {
     return this.#items[0];
   }
 
-  push(v: bigint): void {
+  push(v: number): void {
     const a = this.#items;
     let i = a.push(v) - 1;
     while (i > 0) {
@@ -22,7 +22,7 @@ export class BigIntMinHeap {
     a[i] = v;
   }
 
-  pop(): bigint | undefined {
+  pop(): number | undefined {
     const a = this.#items;
     const top = a[0];
     const last = a.pop();

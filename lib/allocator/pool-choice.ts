@@ -21,17 +21,23 @@ export function poolAdmits(pool: Pool, req: ServiceRequest): boolean {
   return true;
 }
 
+export interface PoolOrder<P extends { readonly pool: Pool }> {
+  /** autoAssign pools with serviceAllocation, by priority then name; filter with poolAdmits. */
+  readonly pinned: readonly P[];
+  /** autoAssign pools without serviceAllocation, by name. */
+  readonly general: readonly P[];
+}
+
 /**
- * Pools tried for a Service with neither requested IPs nor a pool annotation. A pool
- * whose serviceAllocation sets only a priority admits every Service (MetalLB would use it
- * for none: it is in neither its namespace nor its selector index).
+ * Computed once per configuration. A pool whose serviceAllocation sets only a priority
+ * admits every Service (MetalLB would use it for none: it is in neither of its indexes).
  */
-export function poolsInOrder(pools: readonly Pool[], req: ServiceRequest): { pinned: Pool[]; general: Pool[] } {
-  const pinned = pools
-    .filter((p) => p.autoAssign && p.serviceAllocation !== undefined && poolAdmits(p, req))
-    .sort((a, b) => priorityOf(a) - priorityOf(b) || a.name.localeCompare(b.name));
-  const general = pools.filter((p) => p.autoAssign && p.serviceAllocation === undefined).sort((a, b) => a.name.localeCompare(b.name));
-  return { pinned, general };
+export function orderPools<P extends { readonly pool: Pool }>(pools: readonly P[]): PoolOrder<P> {
+  const byName = (a: P, b: P) => a.pool.name.localeCompare(b.pool.name);
+  return {
+    pinned: pools.filter((p) => p.pool.autoAssign && p.pool.serviceAllocation !== undefined).sort((a, b) => priorityOf(a.pool) - priorityOf(b.pool) || byName(a, b)),
+    general: pools.filter((p) => p.pool.autoAssign && p.pool.serviceAllocation === undefined).sort(byName),
+  };
 }
 
 /** Lower wins; unset sorts after every set priority (MetalLB: 0 = unset = lowest). */
