@@ -2,6 +2,7 @@
 /** The `beacon` command: one binary, one subcommand per role. */
 import { parseArgs } from 'node:util';
 import { runStandalone } from '../standalone/run.js';
+import { DEFAULT_FLAGS, runController } from '../controller/main.js';
 
 const USAGE = `usage: beacon <command> [options]
 
@@ -9,6 +10,18 @@ commands:
   standalone [--config FILE]   allocate (and later announce and forward) the pools and
                                Services of FILE, without Kubernetes; default: the
                                embedded config/standalone.yaml
+  controller [options]         assign IPs to LoadBalancer Services (one active replica,
+                               elected on a Lease); options, with defaults:
+      --kubeconfig FILE          in-cluster config, else $KUBECONFIG or ~/.kube/config
+      --namespace NS             ${DEFAULT_FLAGS.namespace} (ConfigMap, CRDs and Lease live here)
+      --config-map NAME          ${DEFAULT_FLAGS.configMap}
+      --load-balancer-class C    ${DEFAULT_FLAGS.loadBalancerClass}
+      --serve-unclassed          also serve LoadBalancer Services with no class
+      --no-crds                  configuration from the ConfigMap only
+      --identity ID              $POD_NAME or the host name
+      --lease-duration S         ${DEFAULT_FLAGS.leaseDuration} (renew deadline ${DEFAULT_FLAGS.renewDeadline}, retry ${DEFAULT_FLAGS.retryPeriod})
+      --listen HOST:PORT         ${DEFAULT_FLAGS.listen} (/metrics, /healthz, /readyz)
+      --log-level LEVEL          ${DEFAULT_FLAGS.logLevel}
   help                         this text
 `;
 
@@ -22,6 +35,33 @@ async function main(argv: string[]): Promise<number> {
         error: (s) => process.stderr.write(s),
       });
       return outcome.exitCode;
+    }
+    case 'controller': {
+      const { values: v } = parseArgs({
+        args: rest, strict: true,
+        options: {
+          kubeconfig: { type: 'string' }, namespace: { type: 'string' }, 'config-map': { type: 'string' },
+          'load-balancer-class': { type: 'string' }, 'serve-unclassed': { type: 'boolean' }, 'no-crds': { type: 'boolean' },
+          identity: { type: 'string' }, 'lease-duration': { type: 'string' }, 'renew-deadline': { type: 'string' },
+          'retry-period': { type: 'string' }, listen: { type: 'string' }, 'log-level': { type: 'string' },
+        },
+      });
+      const num = (s: string | undefined, d: number) => (s === undefined ? d : Number(s));
+      return runController({
+        ...DEFAULT_FLAGS,
+        ...(v.kubeconfig !== undefined ? { kubeconfig: v.kubeconfig } : {}),
+        namespace: v.namespace ?? DEFAULT_FLAGS.namespace,
+        configMap: v['config-map'] ?? DEFAULT_FLAGS.configMap,
+        loadBalancerClass: v['load-balancer-class'] ?? DEFAULT_FLAGS.loadBalancerClass,
+        serveUnclassed: v['serve-unclassed'] ?? false,
+        crds: !(v['no-crds'] ?? false),
+        identity: v.identity ?? DEFAULT_FLAGS.identity,
+        leaseDuration: num(v['lease-duration'], DEFAULT_FLAGS.leaseDuration),
+        renewDeadline: num(v['renew-deadline'], DEFAULT_FLAGS.renewDeadline),
+        retryPeriod: num(v['retry-period'], DEFAULT_FLAGS.retryPeriod),
+        listen: v.listen ?? DEFAULT_FLAGS.listen,
+        logLevel: v['log-level'] ?? DEFAULT_FLAGS.logLevel,
+      });
     }
     case undefined:
     case 'help':
