@@ -48,6 +48,9 @@ export class Controller {
   #worker: Promise<void> | undefined;
   #closed = false;
   #configText = '';
+  readonly #dirtyPools = new Set<string>();
+  #flushTimer: unknown;
+  #lastCounters = new Map<string, string>();
 
   constructor(
     private readonly api: ControllerAPI,
@@ -80,17 +83,22 @@ export class Controller {
 
   async start(): Promise<void> {
     for (const i of Object.values(this.#informers)) i.start();
+    this.#worker ??= this.#work();
     await Promise.all(Object.values(this.#informers).map((i) => i.waitForSync()));
     this.#configChanged();
   }
 
-  /** Called by the leader elector. */
+  /**
+   * Called by the leader elector, also after a Lease lost during an API outage was won
+   * back: the allocator is rebuilt from Service status each time, never trusted across.
+   */
   startLeading(): void {
     if (this.#leading || this.#closed) return;
     this.#leading = true;
     this.opts.metrics.leader.set(1);
     this.#rebuild();
-    this.#worker = this.#work();
+    this.#lastCounters.clear();
+    this.#updatePoolMetrics();
   }
 
   stopLeading(): void {
@@ -103,6 +111,7 @@ export class Controller {
     this.#closed = true;
     this.stopLeading();
     this.#queue.close();
+    this.opts.scheduler.clearTimeout(this.#flushTimer);
     for (const i of Object.values(this.#informers)) i.close();
     await this.#worker;
   }
@@ -253,13 +262,52 @@ export class Controller {
     for (const pool of this.#config.current.pools) {
       const c = this.#allocator.counters(pool.name);
       if (!c) continue;
-      const clamp = (n: bigint) => Number(n > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : n);
+      this.#dirtyPools.add(pool.name);
       this.opts.metrics.poolAddresses.set({ pool: pool.name, family: 'ipv4' }, clamp(c.assignedIPv4 + c.availableIPv4));
       this.opts.metrics.poolAddresses.set({ pool: pool.name, family: 'ipv6' }, clamp(c.assignedIPv6 + c.availableIPv6));
       this.opts.metrics.poolAddressesInUse.set({ pool: pool.name, family: 'ipv4' }, clamp(c.assignedIPv4));
       this.opts.metrics.poolAddressesInUse.set({ pool: pool.name, family: 'ipv6' }, clamp(c.assignedIPv6));
     }
+    this.#scheduleCounterFlush();
   }
+
+  /**
+   * IPAddressPool status (MetalLB's counters), written at most every 200 ms and only when
+   * changed: a burst of allocations costs one write per pool, not one per Service.
+   */
+  #scheduleCounterFlush(): void {
+    if (this.#flushTimer !== undefined || !this.#leading || !this.#informers.pools) return;
+    this.#flushTimer = this.opts.scheduler.setTimeout(() => {
+      this.#flushTimer = undefined;
+      void this.#flushCounters();
+    }, 200);
+  }
+
+  async #flushCounters(): Promise<void> {
+    const crdPools = new Set((this.#informers.pools?.list() ?? []).map((p) => p.metadata?.name));
+    for (const name of [...this.#dirtyPools]) {
+      this.#dirtyPools.delete(name);
+      const c = this.#allocator.counters(name);
+      if (!c || !crdPools.has(name) || this.#closed || !this.#leading) continue;
+      const status = { assignedIPv4: clamp(c.assignedIPv4), assignedIPv6: clamp(c.assignedIPv6), availableIPv4: clamp(c.availableIPv4), availableIPv6: clamp(c.availableIPv6) };
+      const text = JSON.stringify(status);
+      if (this.#lastCounters.get(name) === text) continue;
+      try {
+        await this.api.patchPoolStatus(this.opts.namespace, name, status);
+        this.#lastCounters.set(name, text);
+      } catch (err) {
+        this.opts.metrics.apiErrors.inc({ operation: 'patchPoolStatus' });
+        this.#dirtyPools.add(name);
+        this.opts.logger.warn({ pool: name, err: errorText(err) }, 'pool status not written');
+      }
+    }
+    if (this.#dirtyPools.size > 0) this.#scheduleCounterFlush();
+  }
+}
+
+/** JSON numbers are exact to 2^53; an IPv6 /64's 2^64 addresses are reported as that. */
+function clamp(n: bigint): number {
+  return Number(n > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : n);
 }
 
 function statusIPs(svc: Service): IP[] {

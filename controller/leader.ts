@@ -53,7 +53,7 @@ export class LeaderElector {
     this.opts.scheduler.clearTimeout(this.#timer);
     await this.#running?.catch(() => undefined);
     if (!this.#leader) return;
-    this.#setLeader(false);
+    this.#leader = false; // stepping down on purpose: not a lost Lease
     const held = await this.api.readLease(this.opts.namespace, this.opts.name).catch(() => undefined);
     if (held?.spec.holderIdentity === this.opts.identity) {
       await this.api.replaceLease(this.opts.namespace, this.opts.name, releasedSpec(held.spec as LeaseSpec, new Date()), held.resourceVersion).catch((err) => this.opts.onError?.(err));

@@ -72,7 +72,6 @@ export async function runController(flags: ControllerFlags): Promise<number> {
     metrics,
   });
 
-  let exitCode = 0;
   let stopping: Promise<void> | undefined;
   const elector = new LeaderElector(api, {
     namespace: ns, name: flags.leaseName, identity: flags.identity,
@@ -80,11 +79,10 @@ export async function runController(flags: ControllerFlags): Promise<number> {
     scheduler: realScheduler, now: () => performance.now(),
     onStartedLeading: () => { logger.info('started leading'); controller.startLeading(); },
     onStoppedLeading: () => {
-      // Another replica may be writing already: stop at once and let the Deployment restart us.
-      logger.error('lost the lease; exiting');
+      // Stop writing at once (another replica may take over after the lease duration; we
+      // stepped down at the renew deadline, before that) and stand by to win it back.
+      logger.warn('lost the lease; standing by');
       controller.stopLeading();
-      exitCode = 1;
-      void stop();
     },
     onError: (err) => logger.debug({ err: String(err) }, 'lease update failed'),
   });
@@ -111,7 +109,7 @@ export async function runController(flags: ControllerFlags): Promise<number> {
   await done;
   process.removeListener('SIGTERM', onSignal);
   process.removeListener('SIGINT', onSignal);
-  return exitCode;
+  return 0;
 }
 
 function splitHostPort(s: string): [string, number] {

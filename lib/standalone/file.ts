@@ -74,7 +74,7 @@ function parseServiceDoc(doc: Record<string, unknown>, index: number, problems: 
   if (typed.type !== undefined && typed.type !== 'LoadBalancer') problem('spec.type', `standalone Services are LoadBalancers, found "${typed.type}"`);
 
   const endpoints = new Map<string, Endpoint[]>();
-  const keys = (typed.ports ?? []).map(portKey);
+  const keys = ports.filter(isObject).map((p) => portKey(p as unknown as ServicePort));
   const addList = (key: string, list: unknown, path: string) => {
     if (!Array.isArray(list)) return problem(path, 'must be a list of "host:port"');
     const parsed: Endpoint[] = [];

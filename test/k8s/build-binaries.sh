@@ -31,7 +31,7 @@ build_apiserver() {
   local dir="$CACHE/src-apiserver"
   rm -rf "$dir"; mkdir -p "$dir"
   log "kube-apiserver $KUBERNETES_VERSION: resolving modules"
-  # Every k8s.io/* module kubernetes requires at v0.0.0 is a staging module: pin it.
+  # Kubernetes replaces each staging module with ./staging/src/...: pin them to releases.
   local mod; mod="$(curl -fsS "$(go env GOPROXY | cut -d, -f1)/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.mod")"
   {
     echo "module beacon.test/kube-apiserver"
@@ -41,7 +41,7 @@ build_apiserver() {
     echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
     echo
     echo "replace ("
-    grep -oE '^\s+k8s\.io/[a-z0-9-]+ v0\.0\.0' <<<"$mod" | awk -v v="$STAGING_VERSION" '{print "\t" $1 " => " $1 " " v}'
+    grep -E '^\s+k8s\.io/[a-z0-9-]+ => \./staging/' <<<"$mod" | awk -v v="$STAGING_VERSION" '{print "\t" $1 " => " $1 " " v}'
     echo ")"
   } > "$dir/go.mod"
   cat > "$dir/main.go" <<'GO'

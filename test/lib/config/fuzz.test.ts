@@ -2,7 +2,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { parseConfigDocuments, parseConfigYAML } from '../../../lib/config/index.js';
 import { parseStandaloneFile } from '../../../lib/standalone/file.js';
 
@@ -40,4 +40,15 @@ t.test('arbitrary decoded objects and mutated real documents', async (t) => {
   const replacement = fc.oneof(fc.constant(undefined), fc.anything(), fc.constantFrom('10.0.0.0/8', '::/0', '1.2.3.4-1.2.3.3', 'In', ''));
   fc.assert(fc.property(fc.nat(docs.length - 1), fc.array(fc.nat(10), { maxLength: 6 }), replacement, (i, path, value) => isResult(parseConfigDocuments([mutate(docs[i], path, value)]))), { numRuns: 2000, seed: 4 });
   t.pass('3000 object trees');
+});
+
+t.test('mutated standalone Service documents', async (t) => {
+  const text = readFileSync(new URL('../../../config/standalone.yaml', import.meta.url), 'utf8');
+  const docs = text.split('\n---\n').map((d) => parse(d) as unknown);
+  const replacement = fc.oneof(fc.constant(undefined), fc.anything(), fc.constantFrom('80', [1, 2], { x: 'y' }, '127.0.0.1:1', 'LoadBalancer'));
+  fc.assert(fc.property(fc.nat(docs.length - 1), fc.array(fc.nat(10), { maxLength: 6 }), replacement, (i, path, value) => {
+    const mutated = docs.map((d, j) => (j === i ? mutate(d, path, value) : d));
+    return isResult(parseStandaloneFile(mutated.map((d) => stringify(d ?? null)).join('---\n')));
+  }), { numRuns: 1500, seed: 5 });
+  t.pass('1500 mutated standalone files');
 });
