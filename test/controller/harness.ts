@@ -6,12 +6,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../helpers/root.js';
 import { parseAllDocuments } from 'yaml';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Service } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../k8s/control-plane.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
+const root = repoRoot();
 export const NS = 'beacon-system';
 
 export interface Cluster {

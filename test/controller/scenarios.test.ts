@@ -64,6 +64,36 @@ t.test('another class is left alone; a namespace pin wins', async (t) => {
   t.same(await ingressOf(c.core, 'unclassed'), [], 'no class gets nothing unless configured');
 });
 
+t.test('dual stack, service-label pinning, priority', async (t) => {
+  await createPool(c, 'dual', ['10.70.0.0/32', 'fd00:70::/127'], { autoAssign: false });
+  await create(lbService('both', { annotations: { 'beacon-lb.io/address-pool': 'dual' }, ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'] }));
+  t.equal(await waitIngress(c.core, 'both', '10.70.0.0,fd00:70::'), '10.70.0.0,fd00:70::', 'RequireDualStack: one address of each family');
+  await create(lbService('prefer6', { annotations: { 'beacon-lb.io/address-pool': 'dual' }, ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv6', 'IPv4'] }));
+  t.equal(await waitIngress(c.core, 'prefer6', 'fd00:70::1'), 'fd00:70::1', 'PreferDualStack takes the family left');
+  await create(lbService('need-both', { annotations: { 'beacon-lb.io/address-pool': 'dual' }, ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'] }));
+  const failed = await until('RequireDualStack refusal', async () => (await eventsFor(c.core, 'need-both')).find((e) => e.reason === 'AllocationFailed'));
+  t.match(failed.message, /poolExhausted/);
+
+  await createPool(c, 'gold-low', ['10.80.0.0/32'], { serviceAllocation: { priority: 20, serviceSelectors: [{ matchLabels: { tier: 'gold' } }] } });
+  await createPool(c, 'gold-high', ['10.81.0.0/32'], { serviceAllocation: { priority: 10, serviceSelectors: [{ matchLabels: { tier: 'gold' } }] } });
+  const gold = (name: string) => { const s = lbService(name, { ns: 'other' }); s.metadata!.labels = { tier: 'gold' }; return s; };
+  await create(gold('gold-1'));
+  t.equal(await waitIngress(c.core, 'gold-1', '10.81.0.0', 'other'), '10.81.0.0', 'the labelled Service takes the higher-priority pool');
+  await create(gold('gold-2'));
+  t.equal(await waitIngress(c.core, 'gold-2', '10.80.0.0', 'other'), '10.80.0.0', 'then the next priority');
+});
+
+t.test('/metrics and /readyz', async (t) => {
+  const port = await until('status server port', async () => /"listen":"127\.0\.0\.1:(\d+)"/.exec(ctl.logs())?.[1]);
+  t.equal(await (await fetch(`http://127.0.0.1:${port}/readyz`)).text(), 'ok');
+  t.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  t.match(metrics, /^beacon_controller_leader 1$/m);
+  t.match(metrics, /^beacon_controller_config_stale 0$/m);
+  t.match(metrics, /^beacon_controller_pool_addresses_in_use\{pool="dual",family="ipv6"\} 2$/m);
+  t.match(metrics, /^beacon_controller_reconcile_duration_seconds_count\{result="ok"\} \d+$/m);
+});
+
 t.test('exhaustion, then a freed address goes to the pending Service', async (t) => {
   await create(lbService('waiting'));
   const failed = await until('AllocationFailed event', async () => (await eventsFor(c.core, 'waiting')).find((e) => e.reason === 'AllocationFailed'));

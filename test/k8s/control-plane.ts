@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../helpers/root.js';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { request } from 'node:https';
 
@@ -25,7 +25,7 @@ export interface ControlPlane {
 }
 
 function binaries(): { apiserver: string; etcd: string } {
-  const script = fileURLToPath(new URL('./build-binaries.sh', import.meta.url));
+  const script = join(repoRoot(), 'test/k8s/build-binaries.sh');
   const out = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const get = (k: string) => /^(\w+)=(.*)$/m.exec(out.split('\n').find((l) => l.startsWith(`${k}=`)) ?? '')?.[2];
   const apiserver = get('KUBE_APISERVER_BIN');
@@ -113,7 +113,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       `--secure-port=${apiPort}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
-      '--service-cluster-ip-range=10.0.0.0/24',
+      '--service-cluster-ip-range=10.0.0.0/24,fd00:100::/108', // dual stack, for ipFamilyPolicy tests
       '--authorization-mode=RBAC',
       `--token-auth-file=${join(dir, 'tokens.csv')}`,
       '--service-account-issuer=https://kubernetes.default.svc',
