@@ -22,6 +22,7 @@ commands:
       --lease-duration S         ${DEFAULT_FLAGS.leaseDuration} (renew deadline ${DEFAULT_FLAGS.renewDeadline}, retry ${DEFAULT_FLAGS.retryPeriod})
       --listen HOST:PORT         ${DEFAULT_FLAGS.listen} (/metrics, /healthz, /readyz)
       --log-level LEVEL          ${DEFAULT_FLAGS.logLevel}
+      --workers N                ${DEFAULT_FLAGS.workers} concurrent reconciles
   help                         this text
 `;
 
@@ -43,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
           kubeconfig: { type: 'string' }, namespace: { type: 'string' }, 'config-map': { type: 'string' },
           'load-balancer-class': { type: 'string' }, 'serve-unclassed': { type: 'boolean' }, 'no-crds': { type: 'boolean' },
           identity: { type: 'string' }, 'lease-duration': { type: 'string' }, 'renew-deadline': { type: 'string' },
-          'retry-period': { type: 'string' }, listen: { type: 'string' }, 'log-level': { type: 'string' },
+          'retry-period': { type: 'string' }, listen: { type: 'string' }, 'log-level': { type: 'string' }, workers: { type: 'string' },
         },
       });
       const num = (s: string | undefined, d: number) => (s === undefined ? d : Number(s));
@@ -61,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
         retryPeriod: num(v['retry-period'], DEFAULT_FLAGS.retryPeriod),
         listen: v.listen ?? DEFAULT_FLAGS.listen,
         logLevel: v['log-level'] ?? DEFAULT_FLAGS.logLevel,
+        workers: num(v.workers, DEFAULT_FLAGS.workers),
       });
     }
     case undefined:

@@ -34,6 +34,8 @@ export interface ControllerOptions {
   readonly scheduler: Scheduler;
   readonly logger: Logger;
   readonly metrics: ControllerMetrics;
+  /** Concurrent reconciles (API writes overlap; allocation does not). */
+  readonly workers: number;
 }
 
 type Cached<T> = Informer<T & KubeObject>;
@@ -45,7 +47,8 @@ export class Controller {
   readonly #pending = new Set<string>();
   readonly #informers: { services: Cached<Service>; namespaces: Cached<KubeObject & { metadata?: { labels?: Record<string, string> } }>; configMaps: Cached<KubeObject & { data?: Record<string, string> }>; pools?: Cached<KubeObject>; advertisements?: Cached<KubeObject> };
   #leading = false;
-  #worker: Promise<void> | undefined;
+  #workers: Promise<void>[] = [];
+  readonly #events = new Set<Promise<void>>();
   #closed = false;
   #configText = '';
   readonly #dirtyPools = new Set<string>();
@@ -58,13 +61,14 @@ export class Controller {
     private readonly opts: ControllerOptions,
   ) {
     this.#queue = new WorkQueue(opts.scheduler);
-    const inf = <T extends KubeObject>(source: ListWatchSource<T>, onChange: (obj: T, old: T | undefined) => void, what: string) =>
+    const inf = <T extends KubeObject>(source: ListWatchSource<T>, onChange: (obj: T, old: T | undefined) => void, what: string, transform?: (o: never) => unknown) =>
       new Informer<T>(source, (_e, obj, old) => onChange(obj, old), {
         scheduler: opts.scheduler,
+        ...(transform ? { transform } : {}),
         onError: (err, retry) => opts.logger.warn({ err: String(err), what, retryInMs: retry }, 'watch failed, retrying'),
       });
     this.#informers = {
-      services: inf(sources.services, (svc) => this.#enqueue(objectKey(svc)), 'services'),
+      services: inf(sources.services, (svc) => this.#enqueue(objectKey(svc)), 'services', trimService),
       namespaces: inf(sources.namespaces, (ns) => this.#namespaceChanged(ns.metadata?.name ?? ''), 'namespaces'),
       configMaps: inf(sources.configMaps, () => this.#configChanged(), 'configmaps'),
       ...(sources.pools ? { pools: inf(sources.pools, () => this.#configChanged(), 'ipaddresspools') } : {}),
@@ -83,7 +87,9 @@ export class Controller {
 
   async start(): Promise<void> {
     for (const i of Object.values(this.#informers)) i.start();
-    this.#worker ??= this.#work();
+    // Several workers: the allocator runs synchronously, so they overlap only in API
+    // writes, and the queue never hands one key to two of them.
+    if (this.#workers.length === 0) this.#workers = Array.from({ length: this.opts.workers }, () => this.#work());
     await Promise.all(Object.values(this.#informers).map((i) => i.waitForSync()));
     this.#configChanged();
   }
@@ -113,7 +119,8 @@ export class Controller {
     this.#queue.close();
     this.opts.scheduler.clearTimeout(this.#flushTimer);
     for (const i of Object.values(this.#informers)) i.close();
-    await this.#worker;
+    await Promise.all(this.#workers);
+    await Promise.all(this.#events);
   }
 
   /** Claims every Service's current addresses, then queues all: assigned before pending. */
@@ -194,19 +201,22 @@ export class Controller {
       }
     };
     const current = (svc.status?.loadBalancer?.ingress ?? []).map((i) => `${i.ip}/${i.ipMode ?? ''}`).join(',');
-    if (outcome.ingress !== undefined && current !== outcome.ingress.map((i) => `${i.ip}/${i.ipMode}`).join(',')) {
-      await call('patchServiceStatus', () => this.api.patchServiceStatus(ns, name, outcome.ingress!));
-    }
+    const statusChange = outcome.ingress !== undefined && current !== outcome.ingress.map((i) => `${i.ip}/${i.ipMode}`).join(',');
     const annotation = svc.metadata.annotations?.[ALLOCATED_FROM_POOL];
-    if (outcome.poolAnnotation !== undefined && (outcome.poolAnnotation ?? undefined) !== annotation) {
-      if (outcome.poolAnnotation !== null || annotation !== undefined) {
-        await call('patchServiceAnnotations', () => this.api.patchServiceAnnotations(ns, name, { [ALLOCATED_FROM_POOL]: outcome.poolAnnotation ?? null }));
-      }
+    const annotationChange = outcome.poolAnnotation !== undefined && (outcome.poolAnnotation ?? undefined) !== annotation;
+    const annotations = annotationChange ? { [ALLOCATED_FROM_POOL]: outcome.poolAnnotation ?? null } : undefined;
+    if (statusChange) {
+      await call('patchServiceStatus', () => this.api.patchServiceStatus(ns, name, outcome.ingress!, annotations));
+    } else if (annotations) {
+      await call('patchServiceAnnotations', () => this.api.patchServiceAnnotations(ns, name, annotations));
     }
     for (const e of outcome.events) {
-      // Events are best effort: losing one must not retry the whole reconcile.
-      await this.api.createEvent({ kind: 'Service', apiVersion: 'v1', namespace: ns, name, uid: (svc.metadata as { uid?: string }).uid }, e.type, e.reason, e.message)
-        .catch((err) => { this.opts.metrics.apiErrors.inc({ operation: 'createEvent' }); this.opts.logger.warn({ err: errorText(err) }, 'event not recorded'); });
+      // Events are best effort and off the reconcile's path: losing one must neither
+      // retry the reconcile nor delay the next Service.
+      const p = this.api.createEvent({ kind: 'Service', apiVersion: 'v1', namespace: ns, name, uid: (svc.metadata as { uid?: string }).uid }, e.type, e.reason, e.message)
+        .catch((err) => { this.opts.metrics.apiErrors.inc({ operation: 'createEvent' }); this.opts.logger.warn({ err: errorText(err) }, 'event not recorded'); })
+        .finally(() => this.#events.delete(p));
+      this.#events.add(p);
       this.opts.logger.info({ service: `${ns}/${name}`, reason: e.reason, type: e.type }, e.message);
     }
   }
@@ -303,6 +313,21 @@ export class Controller {
     }
     if (this.#dirtyPools.size > 0) this.#scheduleCounterFlush();
   }
+}
+
+/** The fields of a Service that Beacon reads (lib/service/types.ts), nothing else. */
+function trimService(svc: Service & { metadata: { uid?: string; resourceVersion?: string } }): Service {
+  const m = svc.metadata;
+  const sp = svc.spec ?? {};
+  return {
+    metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels, annotations: m.annotations } as Service['metadata'],
+    spec: {
+      type: sp.type, ports: sp.ports?.map((p) => ({ name: p.name, protocol: p.protocol, port: p.port })), selector: sp.selector,
+      loadBalancerIP: sp.loadBalancerIP, loadBalancerClass: sp.loadBalancerClass, externalTrafficPolicy: sp.externalTrafficPolicy,
+      ipFamilies: sp.ipFamilies, ipFamilyPolicy: sp.ipFamilyPolicy,
+    },
+    status: { loadBalancer: { ingress: svc.status?.loadBalancer?.ingress?.map((i) => ({ ip: i.ip, ipMode: i.ipMode })) ?? [] } },
+  };
 }
 
 /** JSON numbers are exact to 2^53; an IPv6 /64's 2^64 addresses are reported as that. */

@@ -26,6 +26,7 @@ export interface ControllerFlags {
   retryPeriod: number;
   listen: string;
   logLevel: string;
+  workers: number;
 }
 
 export const DEFAULT_FLAGS: ControllerFlags = {
@@ -41,6 +42,7 @@ export const DEFAULT_FLAGS: ControllerFlags = {
   retryPeriod: 2,
   listen: '0.0.0.0:7472',
   logLevel: 'info',
+  workers: 8,
 };
 
 const realScheduler: Scheduler = {
@@ -70,6 +72,7 @@ export async function runController(flags: ControllerFlags): Promise<number> {
     scheduler: realScheduler,
     logger,
     metrics,
+    workers: flags.workers,
   });
 
   let stopping: Promise<void> | undefined;
@@ -97,6 +100,7 @@ export async function runController(flags: ControllerFlags): Promise<number> {
     await elector.close();
     await controller.close();
     await server.close();
+    api.close();
     logger.info('stopped');
     stopped();
   })());

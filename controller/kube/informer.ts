@@ -39,6 +39,11 @@ export interface InformerOptions {
   readonly backoffBaseMs?: number;
   readonly backoffMaxMs?: number;
   readonly onError?: (err: unknown, retryInMs: number) => void;
+  /**
+   * Keeps only what the consumer reads: managedFields and the rest of a Service are most
+   * of its size, and a cache of thousands of them is most of the process's memory.
+   */
+  readonly transform?: (obj: never) => unknown;
 }
 
 export function objectKey(obj: KubeObject): string {
@@ -58,7 +63,8 @@ export class Informer<T extends KubeObject> {
   #started = false;
   #synced = false;
   #syncWaiters: (() => void)[] = [];
-  readonly #opts: Required<Omit<InformerOptions, 'onError'>> & Pick<InformerOptions, 'onError'>;
+  readonly #opts: Required<Omit<InformerOptions, 'onError' | 'transform'>> & Pick<InformerOptions, 'onError'>;
+  readonly #transform: (obj: T) => T;
 
   constructor(
     private readonly source: ListWatchSource<T>,
@@ -66,6 +72,7 @@ export class Informer<T extends KubeObject> {
     options: InformerOptions,
   ) {
     this.#opts = { watchTimeoutSeconds: 60, watchdogGraceMs: 15_000, backoffBaseMs: 200, backoffMaxMs: 30_000, ...options };
+    this.#transform = (options.transform as ((obj: T) => T) | undefined) ?? ((obj) => obj);
   }
 
   get(key: string): T | undefined {
@@ -112,7 +119,7 @@ export class Informer<T extends KubeObject> {
       return this.#fail(gen, err);
     }
     if (gen !== this.#generation) return;
-    const fresh = new Map(listed.items.map((o) => [objectKey(o), o]));
+    const fresh = new Map(listed.items.map((o) => [objectKey(o), this.#transform(o)]));
     for (const [key, old] of this.#cache) {
       if (!fresh.has(key)) {
         this.#cache.delete(key);
@@ -149,13 +156,14 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  #onEvent(gen: number, type: WatchEventType, obj: T): void {
+  #onEvent(gen: number, type: WatchEventType, raw: T): void {
     if (gen !== this.#generation) return;
+    const obj = type === 'ERROR' || type === 'BOOKMARK' ? raw : this.#transform(raw);
     this.#armWatchdog(gen);
     this.#failures = 0;
     if (type === 'ERROR') {
       // A Status object; 410 Gone: our resourceVersion is too old, relist when the watch ends.
-      if ((obj as { code?: number }).code === 410) this.#resourceVersion = '';
+      if ((raw as { code?: number }).code === 410) this.#resourceVersion = '';
       return;
     }
     const rv = obj.metadata?.resourceVersion;

@@ -31,7 +31,7 @@ export async function startCluster(dir: string): Promise<Cluster> {
     const kc = new KubeConfig();
     kc.loadFromFile(plane.kubeconfig);
     const objects = KubernetesObjectApi.makeApiClient(kc);
-    for (const file of ['namespace.yaml', 'crds.yaml', 'controller.yaml']) await applyFile(objects, join(root, 'config/deploy', file));
+    for (const file of ['namespace.yaml', 'crds.yaml', 'controller.yaml', 'speaker.yaml']) await applyFile(objects, join(root, 'config/deploy', file));
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
     await until('CRDs served', async () => {
@@ -102,6 +102,9 @@ export function lbService(name: string, opts: { ns?: string; annotations?: Recor
     metadata: { name, namespace: opts.ns ?? 'default', ...(opts.annotations ? { annotations: opts.annotations } : {}) },
     spec: {
       type: opts.type ?? 'LoadBalancer',
+      // Beacon's proxy needs no node ports, and the benchmark creates more Services than
+      // the node port range holds.
+      ...((opts.type ?? 'LoadBalancer') === 'LoadBalancer' ? { allocateLoadBalancerNodePorts: false } : {}),
       ...(opts.cls === null ? {} : { loadBalancerClass: opts.cls ?? 'beacon-lb.io/lb' }),
       ports: (opts.ports ?? [{ port: 80 }]).map((p) => ({ port: p.port, protocol: p.protocol ?? 'TCP', name: `p${p.port}${(p.protocol ?? 'tcp').toLowerCase()}` })),
       selector: { app: name },

@@ -113,7 +113,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       `--secure-port=${apiPort}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
-      '--service-cluster-ip-range=10.0.0.0/24,fd00:100::/108', // dual stack, for ipFamilyPolicy tests
+      '--service-cluster-ip-range=10.96.0.0/16,fd00:100::/108', // dual stack; room for benchmark Services
       '--authorization-mode=RBAC',
       `--token-auth-file=${join(dir, 'tokens.csv')}`,
       '--service-account-issuer=https://kubernetes.default.svc',

@@ -9,6 +9,7 @@ t.test('the samples parse into the expected pools', async (t) => {
   const rows: { desc: string; file: string; pools: Record<string, string[]>; ads: string[]; autoAssign?: Record<string, boolean> }[] = [
     { desc: 'beacon-lb.io documents', file: 'beacon.yaml', pools: { production: ['192.168.10.0-192.168.10.255', '192.168.11.10-192.168.11.50', 'fd00:10::-fd00:10::ffff:ffff:ffff:ffff'], 'team-a': ['192.168.20.0-192.168.20.15'] }, ads: ['lan'] },
     { desc: 'metallb.io documents', file: 'metallb.yaml', pools: { 'first-pool': ['192.168.1.240-192.168.1.250'], reserved: ['192.168.1.200-192.168.1.203'] }, ads: ['example'], autoAssign: { 'first-pool': true, reserved: false } },
+    { desc: 'the deploy sample', file: '../deploy/sample-config.yaml', pools: { default: ['192.168.1.240-192.168.1.250'] }, ads: ['default'] },
     { desc: 'legacy address-pools', file: 'legacy.yaml', pools: { default: ['192.168.1.240-192.168.1.250'], manual: ['192.168.2.0-192.168.2.7'] }, ads: ['legacy-layer2'], autoAssign: { default: true, manual: false } },
   ];
   for (const row of rows) {
