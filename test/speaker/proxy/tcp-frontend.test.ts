@@ -1,0 +1,172 @@
+// The TCP frontend on loopback: real sockets, real backends, nothing outside 127.0.0.0/8.
+import t, { type Test } from 'tap';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { TcpFrontend, DEFAULT_TCP_OPTIONS, type TcpFrontendOptions } from '../../../speaker/proxy/tcp-frontend.js';
+import { decode } from '../../../lib/proxy/proxy-protocol.js';
+
+/** A backend that greets with its name, then echoes; `onData` sees raw bytes. */
+async function backend(name: string, opts: { onData?: (b: Buffer, s: Socket) => void; halfClose?: boolean } = {}): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    if (!opts.onData) s.write(`${name}:`);
+    s.on('data', (d) => (opts.onData ? opts.onData(d, s) : s.write(d)));
+    s.on('end', () => { if (opts.halfClose) s.end('bye'); else s.end(); });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    server, port: (server.address() as { port: number }).port,
+    close: async () => { for (const s of sockets) s.destroy(); await new Promise((r) => server.close(r)); },
+  };
+}
+
+async function frontend(t: Test, backends: { port: number; state?: 'ready' | 'terminating' }[], opts: Partial<TcpFrontendOptions> = {}, transitions: string[] = []) {
+  const f = new TcpFrontend('127.0.0.1', 0, { ...DEFAULT_TCP_OPTIONS, connectTimeoutMs: 500, ...opts }, (b, tr) => transitions.push(`${b} ${tr}`));
+  f.update(backends.map((b) => ({ ip: '127.0.0.1', port: b.port, state: b.state ?? 'ready' })));
+  await f.start();
+  t.teardown(() => f.close());
+  return f;
+}
+
+/**
+ * Connects, sends `send` (then half-closes if `end`), resolves with everything read until
+ * the connection closes; a reset counts as closed (a proxy cutting a connection whose
+ * bytes it never read makes the kernel send RST).
+ */
+function talk(port: number, send = '', end = true): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    let got = '';
+    s.on('data', (d) => { got += d.toString(); });
+    s.on('error', () => undefined);
+    s.on('end', () => s.end());
+    s.on('close', () => resolve(got));
+    s.on('connect', () => { if (send) s.write(send); if (end) s.end(); });
+  });
+}
+
+t.test('round-robin across ready backends', async (t) => {
+  const a = await backend('a'); const b = await backend('b');
+  t.teardown(async () => { await a.close(); await b.close(); });
+  const f = await frontend(t, [a, b]);
+  const got = [];
+  for (let i = 0; i < 4; i++) got.push((await talk(f.boundPort, 'x')).split(':')[0]);
+  t.same(got.sort(), ['a', 'a', 'b', 'b']);
+  t.equal(f.snapshot().total, 4);
+});
+
+t.test('a dead backend is ejected and the client is retried on a live one', async (t) => {
+  const dead = await backend('dead'); const deadPort = dead.port; await dead.close();
+  const live = await backend('live');
+  t.teardown(() => live.close());
+  const transitions: string[] = [];
+  const f = await frontend(t, [{ port: deadPort }, live], {}, transitions);
+  for (let i = 0; i < 3; i++) t.equal(await talk(f.boundPort, 'hi'), 'live:hi', `connection ${i + 1} reaches the live backend`);
+  t.same(transitions, [`127.0.0.1:${deadPort} down`], 'one transition, logged once');
+  t.equal(f.snapshot().backends[`127.0.0.1:${deadPort}`]?.healthy, false);
+  t.same(f.snapshot().errors, {}, 'no client saw an error');
+});
+
+t.test('no healthy backend: the connection is closed and counted', async (t) => {
+  const dead = await backend('dead'); const port = dead.port; await dead.close();
+  const f = await frontend(t, [{ port }], { connectAttempts: 1 });
+  t.equal(await talk(f.boundPort, 'x'), '');
+  t.equal(await talk(f.boundPort, 'x'), '');
+  t.same(f.snapshot().errors, { connectFailed: 1, noHealthyBackend: 1 });
+});
+
+t.test('half-close: the client ends its side and still gets the reply', async (t) => {
+  const b = await backend('b', { halfClose: true });
+  t.teardown(() => b.close());
+  const f = await frontend(t, [b]);
+  t.equal(await talk(f.boundPort, 'question'), 'b:questionbye');
+});
+
+t.test('PROXY protocol v1 and v2 reach the backend first, with the client address', async (t) => {
+  for (const version of ['v1', 'v2'] as const) {
+    let header: ReturnType<typeof decode> | undefined;
+    let rest = '';
+    const b = await backend('b', { onData: (d, s) => { if (!header) { header = decode(d); if (header.kind === 'header') rest += d.subarray(header.length).toString(); } else rest += d.toString(); if (rest === 'data') s.end('ok'); } });
+    const f = new TcpFrontend('127.0.0.1', 0, { ...DEFAULT_TCP_OPTIONS, proxyProtocol: version });
+    f.update([{ ip: '127.0.0.1', port: b.port, state: 'ready' }]);
+    await f.start();
+    t.equal(await talk(f.boundPort, 'data', false), 'ok', `${version}: payload after the header`);
+    t.equal(header?.kind, 'header', `${version}: header decoded`);
+    if (header?.kind === 'header') {
+      t.equal(header.connection?.sourceAddress, '127.0.0.1', `${version}: client address`);
+      t.equal(header.connection?.destinationPort, f.boundPort, `${version}: the frontend port`);
+    }
+    await f.close();
+    await b.close();
+  }
+});
+
+t.test('a terminating backend keeps its connection and gets no new one', async (t) => {
+  const a = await backend('a'); const b = await backend('b');
+  t.teardown(async () => { await a.close(); await b.close(); });
+  const f = await frontend(t, [a, { port: b.port, state: 'terminating' }]);
+  const s = connect({ host: '127.0.0.1', port: f.boundPort });
+  let got = '';
+  s.on('data', (d) => { got += d.toString(); });
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(got, 'a:', 'first connection on a');
+  f.update([{ ip: '127.0.0.1', port: a.port, state: 'terminating' }, { ip: '127.0.0.1', port: b.port, state: 'ready' }]);
+  t.equal(await talk(f.boundPort, 'n'), 'b:n', 'new connections go to b');
+  s.write('still');
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(got, 'a:still', 'the open connection to the terminating backend still works');
+  s.end();
+  await once(s, 'close');
+});
+
+t.test('idle connections are closed after the idle timeout', async (t) => {
+  const b = await backend('b');
+  t.teardown(() => b.close());
+  const f = await frontend(t, [b], { idleTimeoutMs: 150 });
+  t.equal(await talk(f.boundPort, '', false), 'b:', 'closed by the proxy while the client waited');
+  t.same(f.snapshot().errors, { idleTimeout: 1 });
+});
+
+t.test('resets and abrupt clients end one connection, never the process', async (t) => {
+  const rude = await backend('r', { onData: (_d, s) => s.resetAndDestroy() });
+  const b = await backend('b');
+  t.teardown(async () => { await rude.close(); await b.close(); });
+  const f = await frontend(t, [rude]);
+  t.equal(await talk(f.boundPort, 'x', false), '', 'backend reset: the client connection is closed');
+  f.update([{ ip: '127.0.0.1', port: b.port, state: 'ready' }]);
+  for (let i = 0; i < 20; i++) {
+    const s = connect({ host: '127.0.0.1', port: f.boundPort });
+    s.on('error', () => undefined);
+    s.on('connect', () => { s.write('x'.repeat(1000)); s.resetAndDestroy(); });
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(await talk(f.boundPort, 'still alive'), 'b:still alive');
+  await until(() => f.snapshot().active === 0);
+  t.equal(f.snapshot().active, 0, 'no connection left behind');
+});
+
+t.test('close drains open connections up to the deadline, then cuts them', async (t) => {
+  const b = await backend('b');
+  t.teardown(() => b.close());
+  const f = new TcpFrontend('127.0.0.1', 0, DEFAULT_TCP_OPTIONS);
+  f.update([{ ip: '127.0.0.1', port: b.port, state: 'ready' }]);
+  await f.start();
+  const s = connect({ host: '127.0.0.1', port: f.boundPort });
+  s.on('error', () => undefined);
+  await once(s, 'data');
+  const started = Date.now();
+  await f.close(200);
+  t.ok(Date.now() - started >= 150, 'waited for the drain deadline');
+  await once(s, 'close');
+  t.pass('the remaining connection was cut');
+  await f.close(); // idempotent
+});
+
+async function until(fn: () => boolean, ms = 2000) {
+  const end = Date.now() + ms;
+  while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+}
