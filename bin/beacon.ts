@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 /** The `beacon` command: one binary, one subcommand per role. */
 import { parseArgs } from 'node:util';
-import { runStandalone } from '../standalone/run.js';
+import { runStandalone, serveStandalone } from '../standalone/run.js';
 import { DEFAULT_FLAGS, runController } from '../controller/main.js';
 
 const USAGE = `usage: beacon <command> [options]
 
 commands:
-  standalone [--config FILE]   allocate (and later announce and forward) the pools and
-                               Services of FILE, without Kubernetes; default: the
+  standalone [--config FILE] [--once] [--demo]
+                               allocate the pools and Services of FILE, without
+                               Kubernetes, print the table, then forward TCP Services
+                               until Ctrl-C (--once: print and exit; --demo: start HTTP
+                               backends on the endpoints first); default FILE: the
                                embedded config/standalone.yaml
   controller [options]         assign IPs to LoadBalancer Services (one active replica,
                                elected on a Lease); options, with defaults:
@@ -30,12 +33,11 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'standalone': {
-      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } }, strict: true });
-      const outcome = await runStandalone(values.config, {
-        write: (s) => process.stdout.write(s),
-        error: (s) => process.stderr.write(s),
-      });
-      return outcome.exitCode;
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' }, once: { type: 'boolean' }, demo: { type: 'boolean' } }, strict: true });
+      const io = { write: (s: string) => process.stdout.write(s), error: (s: string) => process.stderr.write(s) };
+      if (values.once) return (await runStandalone(values.config, io)).exitCode;
+      const until = new Promise<void>((resolve) => { process.once('SIGINT', () => resolve()); process.once('SIGTERM', () => resolve()); });
+      return serveStandalone(values.config, io, { demoBackends: values.demo ?? false, until });
     }
     case 'controller': {
       const { values: v } = parseArgs({

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseStandaloneFile } from '../lib/standalone/file.js';
 import { formatPlan, planStandalone, type PlanRow } from '../lib/standalone/plan.js';
+import { serve, startDemoBackends } from './serve.js';
 
 /**
  * The embedded default, shipped in the package. Found from the package root because this
@@ -52,4 +53,32 @@ export async function runStandalone(file: string | undefined, out: StandaloneOut
   out.write(`# ${path}: ${parsed.config.pools.length} pools, ${rows.length} services\n`);
   out.write(formatPlan(rows));
   return { exitCode: rows.every((r) => r.status === 'allocated') ? 0 : 3, rows };
+}
+
+export interface ServeOptions {
+  /** Start HTTP backends on the file's endpoints (the embedded default's demo). */
+  readonly demoBackends: boolean;
+  /** Resolves when serving should stop (a signal, in the command). */
+  readonly until: Promise<void>;
+}
+
+/** Plans, then forwards every allocated TCP Service until `until`; every socket closed after. */
+export async function serveStandalone(file: string | undefined, out: StandaloneOutput, opts: ServeOptions): Promise<number> {
+  const planned = await runStandalone(file, out);
+  if (planned.exitCode === 1 || planned.exitCode === 2) return planned.exitCode;
+  const demo = opts.demoBackends ? await startDemoBackends(planned.rows) : undefined;
+  const serving = await serve(planned.rows, (line) => out.write(`${line}\n`));
+  for (const s of serving.skipped) out.write(`not forwarded: ${s}\n`);
+  // Show traffic flowing: one request through each frontend.
+  for (const f of serving.frontends) {
+    const [host, port] = [f.frontend.ip, f.frontend.boundPort];
+    const answer = await fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text(), (e: Error) => `no answer (${e.message})`);
+    out.write(`GET http://${host}:${port}/ (${f.key}) -> ${answer.trim()}\n`);
+  }
+  out.write(`serving ${serving.frontends.length} frontends; Ctrl-C to stop\n`);
+  await opts.until;
+  await serving.close();
+  await demo?.close();
+  out.write('stopped\n');
+  return planned.exitCode;
 }

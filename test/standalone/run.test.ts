@@ -1,6 +1,6 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
-import { runStandalone } from '../../standalone/run.js';
+import { runStandalone, serveStandalone } from '../../standalone/run.js';
 
 function capture() {
   const out = { stdout: '', stderr: '' };
@@ -36,4 +36,22 @@ t.test('an unreadable file: exit 2', async (t) => {
   const { out, io } = capture();
   t.equal((await runStandalone('/nonexistent/beacon.yaml', io)).exitCode, 2);
   t.match(out.stderr, /cannot read \/nonexistent\/beacon\.yaml/);
+});
+
+t.test('serving: traffic flows through every TCP Service, and stopping closes everything', async (t) => {
+  const { out, io } = capture();
+  let stop!: () => void;
+  const until = new Promise<void>((resolve) => { stop = resolve; });
+  const running = serveStandalone(undefined, io, { demoBackends: true, until });
+  const deadline = Date.now() + 10_000;
+  while (!out.stdout.includes('Ctrl-C to stop') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.match(out.stdout, /GET http:\/\/127\.0\.0\.241:8080\/ \(demo\/web\) -> hello from demo backend 127\.0\.0\.1:908[12]/);
+  t.match(out.stdout, /GET http:\/\/127\.0\.1\.0:8443\/ \(ops\/admin\) -> hello from demo backend 127\.0\.0\.1:9443/);
+  t.match(out.stdout, /not forwarded: demo\/dns 127\.0\.0\.240:5353\/UDP/);
+  const answer = await (await fetch('http://127.0.0.241:8080/')).text();
+  t.match(answer, /hello from demo backend/, 'a client of our own gets through too');
+  stop();
+  t.equal(await running, 0);
+  t.match(out.stdout, /stopped\n$/);
+  await t.rejects(fetch('http://127.0.0.241:8080/'), 'nothing listens after stopping');
 });
