@@ -81,5 +81,10 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
-  (err: unknown) => { process.stderr.write(`beacon: ${(err as Error).stack ?? String(err)}\n`); process.exitCode = 1; },
+  (err: unknown) => {
+    // node:util parseArgs refuses unknown or malformed options with these codes: a usage error.
+    const usage = /^ERR_PARSE_ARGS_/.test(String((err as { code?: unknown }).code));
+    process.stderr.write(usage ? `beacon: ${(err as Error).message}\n${USAGE}` : `beacon: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = usage ? 2 : 1;
+  },
 );

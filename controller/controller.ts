@@ -9,7 +9,7 @@ import { Allocator } from '../lib/allocator/allocator.js';
 import { ConfigState, decodeYAML, parseConfigDocuments, formatProblem } from '../lib/config/index.js';
 import { reconcileService, type ReconcileOutcome } from '../lib/controller/reconcile.js';
 import { WorkQueue, type Scheduler } from '../lib/controller/workqueue.js';
-import { tryParseIP, type IP } from '../lib/ip/address.js';
+import { ipEquals, tryParseIP, type IP } from '../lib/ip/address.js';
 import { ALLOCATED_FROM_POOL } from '../lib/service/annotations.js';
 import { eligibility, type ClassPolicy } from '../lib/service/class.js';
 import type { Service } from '../lib/service/types.js';
@@ -44,7 +44,8 @@ export class Controller {
   readonly #queue: WorkQueue;
   readonly #config = new ConfigState();
   #allocator = new Allocator();
-  readonly #pending = new Set<string>();
+  /** Services that could not be served, with the last failure told in an Event. */
+  readonly #pending = new Map<string, string>();
   readonly #informers: { services: Cached<Service>; namespaces: Cached<KubeObject & { metadata?: { labels?: Record<string, string> } }>; configMaps: Cached<KubeObject & { data?: Record<string, string> }>; pools?: Cached<KubeObject>; advertisements?: Cached<KubeObject> };
   #leading = false;
   #workers: Promise<void>[] = [];
@@ -171,21 +172,28 @@ export class Controller {
   async #reconcile(key: string): Promise<string> {
     const svc = this.#informers.services.get(key);
     const before = this.#allocator.ipsOf(key);
-    const outcome = reconcileService(svc, key, {
+    let outcome = reconcileService(svc, key, {
       allocator: this.#allocator,
       classPolicy: this.opts.classPolicy,
       namespaceLabels: svc ? this.#namespaceLabels(svc) : {},
     });
-    if (outcome.result === 'failed') this.#pending.add(key);
-    else this.#pending.delete(key);
+    if (outcome.result === 'failed') {
+      // Pending Services are retried on every release and configuration change; one
+      // Event per distinct failure, not one per retry.
+      const message = outcome.events.map((e) => e.message).join('\n');
+      if (this.#pending.get(key) === message) outcome = { ...outcome, events: [] };
+      else this.opts.metrics.allocationFailures.inc({ reason: outcome.failure ?? 'unknown' });
+      this.#pending.set(key, message);
+    } else {
+      this.#pending.delete(key);
+    }
     const after = this.#allocator.ipsOf(key);
-    if (before !== undefined && (after === undefined || before.some((ip) => !after.some((a) => a.value === ip.value && a.family === ip.family)))) {
+    if (before !== undefined && (after === undefined || before.some((ip) => !after.some((a) => ipEquals(a, ip))))) {
       // Addresses were freed: a pending Service may fit now.
-      for (const k of this.#pending) if (k !== key) this.#queue.add(k);
+      for (const k of this.#pending.keys()) if (k !== key) this.#queue.add(k);
     }
     if (svc) await this.#write(svc, outcome);
     this.#updatePoolMetrics();
-    for (const e of outcome.events) if (e.reason === 'AllocationFailed') this.opts.metrics.allocationFailures.inc({ reason: e.message.split(':')[0] ?? 'unknown' });
     return outcome.result;
   }
 

@@ -4,7 +4,7 @@
  * it knows nothing of Kubernetes (lib/service/request.ts builds its input).
  */
 import type { Config, Pool } from '../config/model.js';
-import { formatIP, type Family, type IP } from '../ip/address.js';
+import { formatIP, ipEquals, type Family, type IP } from '../ip/address.js';
 import { buggyCount, rangeSize } from '../ip/range.js';
 import { orderPools, poolAdmits, type PoolOrder } from './pool-choice.js';
 import { RangeIndex, type Offset } from './range-index.js';
@@ -345,5 +345,5 @@ function familiesFit(req: ServiceRequest, ips: readonly IP[]): boolean {
 }
 
 function sameIPs(a: readonly IP[], b: readonly IP[]): boolean {
-  return a.length === b.length && a.every((x) => b.some((y) => x.family === y.family && x.value === y.value));
+  return a.length === b.length && a.every((x) => b.some((y) => ipEquals(x, y)));
 }

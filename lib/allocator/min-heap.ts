@@ -2,10 +2,6 @@
 export class MinHeap {
   readonly #items: number[] = [];
 
-  get size(): number {
-    return this.#items.length;
-  }
-
   peek(): number | undefined {
     return this.#items[0];
   }

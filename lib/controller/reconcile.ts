@@ -4,6 +4,7 @@
  * compares the outcome with what the API server holds and writes only the difference.
  */
 import type { Allocator } from '../allocator/allocator.js';
+import type { AllocationFailure } from '../allocator/types.js';
 import { formatIP, tryParseIP, type IP } from '../ip/address.js';
 import { eligibility, type ClassPolicy } from '../service/class.js';
 import { toServiceRequest } from '../service/request.js';
@@ -39,6 +40,8 @@ export interface ReconcileOutcome {
   /** The pool annotation's desired value; null removes it; undefined leaves it. */
   readonly poolAnnotation: string | null | undefined;
   readonly events: readonly ServiceEvent[];
+  /** Why a `failed` result failed: a stable value for metric labels. */
+  readonly failure?: AllocationFailure | 'invalidService';
 }
 
 export interface ReconcileContext {
@@ -68,7 +71,7 @@ export function reconcileService(svc: Service | undefined, key: string, ctx: Rec
   if (!request.ok) {
     ctx.allocator.release(key);
     const message = request.problems.map((p) => `${p.field}: ${p.reason}`).join('; ');
-    return { key, result: 'failed', ingress: [], poolAnnotation: null, events: [{ type: 'Warning', reason: 'AllocationFailed', message }] };
+    return { key, result: 'failed', failure: 'invalidService', ingress: [], poolAnnotation: null, events: [{ type: 'Warning', reason: 'AllocationFailed', message }] };
   }
 
   // On a restart the allocator is empty: claim what status already says, so no IP moves.
@@ -81,6 +84,7 @@ export function reconcileService(svc: Service | undefined, key: string, ctx: Rec
     return {
       key,
       result: 'failed',
+      failure: result.reason,
       ingress: [],
       poolAnnotation: null,
       events: [{ type: 'Warning', reason: 'AllocationFailed', message: `${result.reason}: ${result.message}` }],
