@@ -154,6 +154,19 @@ t.test('deleting a pool reallocates its Services', async (t) => {
   t.same(await ingressOf(c.core, 'team-svc', 'team'), ['10.40.0.1'], 'a Service with a valid address is not moved');
 });
 
+t.test('the ConfigMap transport merges with the CRDs; a bad ConfigMap is refused with an Event', async (t) => {
+  const cm = (yaml: string) => ({ metadata: { name: 'beacon-config', namespace: 'beacon-system' }, data: { 'config.yaml': yaml } });
+  await c.core.createNamespacedConfigMap({ namespace: 'beacon-system', body: cm('apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: from-cm}\nspec:\n  addresses: [10.90.0.0/32]\n  autoAssign: false\n') });
+  await create(lbService('cm-svc', { annotations: { 'metallb.io/address-pool': 'from-cm' } }));
+  t.equal(await waitIngress(c.core, 'cm-svc', '10.90.0.0'), '10.90.0.0', 'a metallb.io pool from the ConfigMap serves a Service');
+  // Overlapping a CRD pool: cross-transport validation refuses it.
+  await c.core.replaceNamespacedConfigMap({ name: 'beacon-config', namespace: 'beacon-system', body: cm('apiVersion: beacon-lb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: from-cm}\nspec:\n  addresses: [10.20.0.0/32]\n') });
+  const warning = await until('InvalidConfig Event', async () => (await eventsFor(c.core, 'beacon-config', 'beacon-system')).find((e) => e.reason === 'InvalidConfig'));
+  t.match(warning.message, /IPAddressPool\/(manual|from-cm) spec\.addresses\[0\]: .*overlaps IPAddressPool\/(from-cm|manual)/, 'the Event names both pools');
+  t.same(await ingressOf(c.core, 'cm-svc'), ['10.90.0.0'], 'the last valid configuration stays: nothing moved');
+  await c.core.deleteNamespacedConfigMap({ name: 'beacon-config', namespace: 'beacon-system' });
+});
+
 t.test('a controller restart moves no IP', async (t) => {
   const before = await allIngress();
   t.equal(await ctl.stop(), 0, 'clean exit');
