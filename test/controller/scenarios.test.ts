@@ -165,6 +165,7 @@ t.test('the ConfigMap transport merges with the CRDs; a bad ConfigMap is refused
   t.match(warning.message, /IPAddressPool\/(manual|from-cm) spec\.addresses\[0\]: .*overlaps IPAddressPool\/(from-cm|manual)/, 'the Event names both pools');
   t.same(await ingressOf(c.core, 'cm-svc'), ['10.90.0.0'], 'the last valid configuration stays: nothing moved');
   await c.core.deleteNamespacedConfigMap({ name: 'beacon-config', namespace: 'beacon-system' });
+  t.equal(await waitIngress(c.core, 'cm-svc', ''), '', 'its pool gone with the ConfigMap, the Service is pending again');
 });
 
 t.test('a controller restart moves no IP', async (t) => {
