@@ -8,6 +8,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Balancer, type BalanceMode } from '../../lib/balancer/balancer.js';
 import { BackendHealth, DEFAULT_HEALTH, type Transition } from '../../lib/health/health.js';
 import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
+import { TokenBucket } from '../../lib/proxy/rate-limit.js';
 
 export interface Backend {
   readonly ip: string;
@@ -27,11 +28,17 @@ export interface TcpFrontendOptions {
   readonly proxyProtocol: 'v1' | 'v2' | undefined;
   /** False: backends are healthy until traffic or a check says otherwise (no active checks). */
   readonly activeChecks: boolean;
+  /** spec.loadBalancerSourceRanges, parsed (lib/proxy/source-ranges.ts). */
+  readonly allowClient: (client: string) => boolean;
+  /** New connections per second and the burst allowed above it; 0: no limit. */
+  readonly newConnectionsPerSecond: number;
+  readonly newConnectionsBurst: number;
 }
 
 export const DEFAULT_TCP_OPTIONS: TcpFrontendOptions = {
   balance: 'roundRobin', affinityTimeoutMs: 0, connectTimeoutMs: 3000, idleTimeoutMs: 300_000,
   connectAttempts: 3, maxConnections: 50_000, proxyProtocol: undefined, activeChecks: false,
+  allowClient: () => true, newConnectionsPerSecond: 0, newConnectionsBurst: 0,
 };
 
 export interface FrontendStats {
@@ -39,7 +46,7 @@ export interface FrontendStats {
   total: number;
   bytesIn: number;
   bytesOut: number;
-  /** By reason: connectFailed, noHealthyBackend, idleTimeout, reset. */
+  /** By reason: connectFailed, noHealthyBackend, noBackend, idleTimeout, reset, sourceDenied, rateLimited. */
   errors: Record<string, number>;
   backends: Record<string, { active: number; total: number; healthy: boolean }>;
 }
@@ -53,6 +60,7 @@ export class TcpFrontend {
   readonly #sockets = new Set<Socket>();
   readonly #totals = new Map<string, number>();
   #server: Server | undefined;
+  readonly #bucket: TokenBucket | undefined;
   readonly stats: FrontendStats = { active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, backends: {} };
 
   constructor(
@@ -63,6 +71,9 @@ export class TcpFrontend {
     private readonly now: () => number = () => performance.now(),
   ) {
     this.#balancer = new Balancer({ mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs });
+    if (options.newConnectionsPerSecond > 0) {
+      this.#bucket = new TokenBucket(options.newConnectionsPerSecond, Math.max(1, options.newConnectionsBurst), now());
+    }
   }
 
   update(backends: readonly Backend[]): void {
@@ -115,8 +126,18 @@ export class TcpFrontend {
 
   #accept(client: Socket): void {
     this.#track(client);
-    this.stats.total++;
     client.on('error', () => undefined); // reported through 'close'; never fatal
+    if (!this.options.allowClient(client.remoteAddress ?? '')) {
+      this.#error('sourceDenied');
+      client.destroy();
+      return;
+    }
+    if (this.#bucket && !this.#bucket.take(this.now())) {
+      this.#error('rateLimited');
+      client.destroy();
+      return;
+    }
+    this.stats.total++;
     this.#connect(client, new Set(), this.options.connectAttempts);
   }
 

@@ -4,6 +4,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { TcpFrontend, DEFAULT_TCP_OPTIONS, type TcpFrontendOptions } from '../../../speaker/proxy/tcp-frontend.js';
 import { decode } from '../../../lib/proxy/proxy-protocol.js';
+import { parseSourceRanges } from '../../../lib/proxy/source-ranges.js';
 
 /** A backend that greets with its name, then echoes; `onData` sees raw bytes. */
 async function backend(name: string, opts: { onData?: (b: Buffer, s: Socket) => void; halfClose?: boolean } = {}): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
@@ -170,3 +171,18 @@ async function until(fn: () => boolean, ms = 2000) {
   const end = Date.now() + ms;
   while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
 }
+
+t.test('source ranges and the new-connection rate are enforced and counted', async (t) => {
+  const b = await backend('b');
+  t.teardown(() => b.close());
+  const ranges = parseSourceRanges(['10.0.0.0/8']);
+  if (!ranges.ok) return t.fail('ranges');
+  const denied = await frontend(t, [b], { allowClient: ranges.allows });
+  t.equal(await talk(denied.boundPort, 'x'), '', 'a client outside the ranges is refused');
+  t.same(denied.snapshot().errors, { sourceDenied: 1 });
+  t.equal(denied.snapshot().total, 0, 'and never reaches a backend');
+  const limited = await frontend(t, [b], { newConnectionsPerSecond: 0.001, newConnectionsBurst: 2 });
+  const got = [await talk(limited.boundPort, 'x'), await talk(limited.boundPort, 'x'), await talk(limited.boundPort, 'x')];
+  t.same(got, ['b:x', 'b:x', ''], 'the burst passes, the next is refused');
+  t.same(limited.snapshot().errors, { rateLimited: 1 });
+});
