@@ -4,7 +4,9 @@
  * without `externalTrafficPolicy: Local` (MetalLB #797, #2475; k3s #7798). Pure encoders
  * and a decoder; the proxy writes the bytes, backends (and our tests) read them.
  */
-import { isIPv4 } from 'node:net';
+import { tryParseIP } from '../ip/address.js';
+
+const isIPv4 = (address: string) => tryParseIP(address)?.family === 4;
 
 export interface ProxiedConnection {
   readonly protocol: 'TCP' | 'UDP';
@@ -71,22 +73,13 @@ export function encodeV2(c: ProxiedConnection): Buffer {
 }
 
 function writeV4(buf: Buffer, at: number, address: string): void {
-  address.split('.').forEach((octet, i) => { buf[at + i] = Number(octet); });
+  buf.writeUInt32BE(Number(tryParseIP(address)?.value ?? 0n), at);
 }
 
+/** 16 bytes, network order, from lib/ip's 128-bit value (no hand-expanded "::"). */
 function writeV6(buf: Buffer, at: number, address: string): void {
-  // Expand "::" and a trailing dotted quad into eight groups.
-  let text = address;
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (dotted) {
-    const [a, b, c, d] = dotted[1]!.split('.').map(Number) as [number, number, number, number];
-    text = `${text.slice(0, -dotted[1]!.length)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  groups.forEach((g, i) => buf.writeUInt16BE(parseInt(g, 16), at + 2 * i));
+  const value = tryParseIP(address)?.value ?? 0n;
+  for (let i = 0; i < 4; i++) buf.writeUInt32BE(Number((value >> BigInt(96 - 32 * i)) & 0xffffffffn), at + 4 * i);
 }
 
 export type DecodeResult =
