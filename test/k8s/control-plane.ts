@@ -102,6 +102,11 @@ export async function startControlPlane(): Promise<ControlPlane> {
   etcd.stdout!.on('data', (d: Buffer) => { etcdLog += d.toString(); });
   etcd.stderr!.on('data', (d: Buffer) => { etcdLog = (etcdLog + d.toString()).slice(-20_000); });
 
+  // A test or benchmark that crashes never reaches stop(): kill the children on exit anyway,
+  // or etcd outlives it (seen: two leaked from crashed ad-hoc runs).
+  const killOnExit = () => { apiserver?.kill('SIGKILL'); etcd.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); };
+  process.once('exit', killOnExit);
+
   const server = `https://127.0.0.1:${apiPort}`;
   let apiserver: ChildProcess | undefined;
   let apiLog = '';
@@ -161,6 +166,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       await stopProcess(apiserver);
       await stopProcess(etcd);
       rmSync(dir, { recursive: true, force: true });
+      process.off('exit', killOnExit);
     },
   };
 }
