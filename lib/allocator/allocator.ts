@@ -16,8 +16,8 @@ interface AddressUse {
   readonly offset: Offset;
   readonly range: RangeIndex<AddressUse>;
   readonly pool: PoolState;
-  sharingKey: string;
-  backendKey: string;
+  readonly sharingKey: string;
+  readonly backendKey: string;
   readonly services: string[];
 }
 
@@ -267,19 +267,17 @@ export class Allocator {
   #record(key: string, slots: readonly Slot[], want: { ports: readonly Port[]; sharingKey: string; backendKey: string }): Allocation {
     const uses = slots.map((slot) => {
       let use = slot.range.uses.get(slot.offset);
+      // An address already in use keeps its keys: every path here checked sharing first,
+      // so they equal `want`'s (a sole user changing its key released the address first).
       if (use === undefined) {
         use = { ip: slot.ip, offset: slot.offset, range: slot.range, pool: slot.pool, sharingKey: want.sharingKey, backendKey: want.backendKey, services: [] };
         slot.range.set(slot.offset, use);
         slot.pool.assigned[slot.ip.family]++;
-      } else if (use.sharingKey !== want.sharingKey) {
-        this.#unindexSharing(use);
-      }
-      use.sharingKey = want.sharingKey;
-      use.backendKey = want.backendKey;
-      if (want.sharingKey !== '') {
-        let set = this.#bySharingKey.get(want.sharingKey);
-        if (set === undefined) this.#bySharingKey.set(want.sharingKey, (set = new Set()));
-        set.add(use);
+        if (want.sharingKey !== '') {
+          let set = this.#bySharingKey.get(want.sharingKey);
+          if (set === undefined) this.#bySharingKey.set(want.sharingKey, (set = new Set()));
+          set.add(use);
+        }
       }
       use.services.push(key);
       return use;

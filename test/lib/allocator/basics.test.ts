@@ -54,6 +54,7 @@ t.test('restart: assign() claims existing addresses before pending Services allo
     { desc: 'an existing assignment is claimed', assign: req('old2'), ips: ['10.0.0.2'], expect: 'p:10.0.0.2' },
     { desc: 'another, out of order', assign: req('old0'), ips: ['10.0.0.0'], expect: 'p:10.0.0.0' },
     { desc: 'a conflicting claim is refused', assign: req('dup'), ips: ['10.0.0.0'], expect: 'ipUnavailable' },
+    { desc: 'a claim of two IPv4 addresses is refused', assign: req('two'), ips: ['10.0.0.1', '10.0.0.3'], expect: 'invalidRequest' },
     { desc: 'a claim outside every pool is refused', assign: req('gone'), ips: ['10.9.9.9'], expect: 'ipNotInPool' },
     { desc: 'pending Services get what is left, lowest first', allocate: req('new1'), expect: 'p:10.0.0.1' },
     { desc: 'and the rest', allocate: req('new2'), expect: 'p:10.0.0.3' },

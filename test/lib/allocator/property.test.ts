@@ -96,7 +96,7 @@ t.test('random operation sequences keep every invariant', async (t) => {
         checkInvariants(a, config, model);
       }
     }),
-    { numRuns: 150, seed: 0x6beac0 },
+    { numRuns: 300, seed: 0x6beac0 },
   );
   t.ok(steps > 10_000, `ran ${steps} steps`);
 });
