@@ -13,7 +13,16 @@ import { validateConfig } from './validate.js';
 
 export type ConfigResult = { readonly ok: true; readonly config: Config } | { readonly ok: false; readonly problems: readonly ConfigProblem[] };
 
-export function parseConfigDocuments(docs: readonly unknown[]): ConfigResult {
+export interface ParseOptions {
+  /**
+   * Kinds another reader handles (standalone mode's `Service` documents share the file):
+   * skipped, without a problem, keeping "document N" numbering for the rest.
+   */
+  readonly ignoreKinds?: readonly string[];
+}
+
+export function parseConfigDocuments(docs: readonly unknown[], options: ParseOptions = {}): ConfigResult {
+  const ignore = options.ignoreKinds ?? [];
   const problems: ConfigProblem[] = [];
   const pools: Pool[] = [];
   const ads: L2Advertisement[] = [];
@@ -24,6 +33,8 @@ export function parseConfigDocuments(docs: readonly unknown[]): ConfigResult {
       r.problem('', `must be an object, found ${describe(doc)}`);
       return;
     }
+    const kind = (doc as Obj)['kind'];
+    if (typeof kind === 'string' && ignore.includes(kind)) return;
     if (isLegacy(doc as Obj)) {
       const legacy = readLegacy(r, doc as Obj);
       pools.push(...legacy.pools);
@@ -77,9 +88,9 @@ export function decodeYAML(text: string): { docs: unknown[]; problems: ConfigPro
   return { docs, problems };
 }
 
-export function parseConfigYAML(text: string): ConfigResult {
+export function parseConfigYAML(text: string, options: ParseOptions = {}): ConfigResult {
   const { docs, problems } = decodeYAML(text);
-  const result = parseConfigDocuments(docs);
+  const result = parseConfigDocuments(docs, options);
   if (problems.length === 0) return result;
   return { ok: false, problems: [...problems, ...(result.ok ? [] : result.problems)] };
 }
@@ -96,6 +107,11 @@ export function diffPools(before: Config, after: Config): { added: string[]; rem
 
 function samePool(a: Pool, b: Pool): boolean {
   return JSON.stringify(a, bigintSafe) === JSON.stringify(b, bigintSafe);
+}
+
+/** Same pools and advertisements, field by field (configs are sorted by name, so order is canonical). */
+export function configEquals(a: Config, b: Config): boolean {
+  return a === b || JSON.stringify(a, bigintSafe) === JSON.stringify(b, bigintSafe);
 }
 
 function bigintSafe(_key: string, v: unknown): unknown {

@@ -3,7 +3,7 @@
  * keeps its last good config and reports it stale). Every component holds one of these.
  */
 import { EMPTY_CONFIG, type Config } from './model.js';
-import type { ConfigResult } from './parse.js';
+import { configEquals, type ConfigResult } from './parse.js';
 import type { ConfigProblem } from './problems.js';
 
 export class ConfigState {
@@ -29,14 +29,16 @@ export class ConfigState {
     return this.#problems;
   }
 
-  apply(result: ConfigResult): { accepted: boolean; stale: boolean } {
+  /** `changed`: the running configuration differs from before (reallocate, re-announce). */
+  apply(result: ConfigResult): { accepted: boolean; changed: boolean; stale: boolean } {
     if (!result.ok) {
       this.#problems = result.problems;
-      return { accepted: false, stale: true };
+      return { accepted: false, changed: false, stale: true };
     }
+    const changed = !configEquals(this.#current, result.config);
     this.#current = result.config;
     this.#problems = [];
     this.#loaded = true;
-    return { accepted: true, stale: false };
+    return { accepted: true, changed, stale: false };
   }
 }

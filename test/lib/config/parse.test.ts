@@ -112,3 +112,17 @@ t.test('decoded objects (the CRD transport) parse the same as YAML', async (t) =
   if (r.ok) t.same(r.config.l2Advertisements[0]?.ipAddressPools, [], 'an empty advertisement covers every pool');
   t.notOk(parseConfigDocuments([42]).ok);
 });
+
+t.test('ignoreKinds lets a caller share the file with other kinds', async (t) => {
+  const yaml = `${pool('a', '  addresses: [10.0.0.0/24]')}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n---\n${pool('b', '  addresses: [10.0.0.0/24]')}`;
+  const rows: { desc: string; ignoreKinds?: string[]; problems: string[] }[] = [
+    { desc: 'by default a Service is an unknown kind', problems: ['document 2 apiVersion', 'document 2 kind', 'IPAddressPool/b spec.addresses[0]'] },
+    { desc: 'ignored, it is skipped and the numbering of the others is kept', ignoreKinds: ['Service'], problems: ['IPAddressPool/b spec.addresses[0]'] },
+  ];
+  for (const row of rows) {
+    const r = parseConfigYAML(yaml, { ignoreKinds: row.ignoreKinds });
+    t.same(r.ok ? [] : r.problems.map((p) => `${p.document} ${p.path}`), row.problems, row.desc);
+  }
+  const ok = parseConfigDocuments([{ kind: 'Service', spec: 'anything' }, null], { ignoreKinds: ['Service'] });
+  t.same(ok.ok && ok.config.pools, [], 'only ignored and empty documents: an empty config');
+});

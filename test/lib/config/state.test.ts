@@ -5,15 +5,16 @@ const valid = (cidr: string, name = 'p') => parseConfigYAML(`apiVersion: beacon-
 
 t.test('an invalid configuration never replaces the last valid one', async (t) => {
   const state = new ConfigState();
-  const rows: { desc: string; result: ReturnType<typeof parseConfigYAML>; accepted: boolean; stale: boolean; current: string }[] = [
-    { desc: 'starts empty, nothing loaded yet', result: valid('10.0.0.0/24'), accepted: true, stale: false, current: 'p' },
-    { desc: 'an invalid one is refused and flagged stale', result: valid('10.0.0.0/33'), accepted: false, stale: true, current: 'p' },
-    { desc: 'another valid one replaces it and clears stale', result: valid('10.0.1.0/24', 'q'), accepted: true, stale: false, current: 'q' },
+  const rows: { desc: string; result: ReturnType<typeof parseConfigYAML>; accepted: boolean; changed: boolean; stale: boolean; current: string }[] = [
+    { desc: 'starts empty, nothing loaded yet', result: valid('10.0.0.0/24'), accepted: true, changed: true, stale: false, current: 'p' },
+    { desc: 'the same configuration again is accepted but unchanged', result: valid('10.0.0.0/24'), accepted: true, changed: false, stale: false, current: 'p' },
+    { desc: 'an invalid one is refused and flagged stale', result: valid('10.0.0.0/33'), accepted: false, changed: false, stale: true, current: 'p' },
+    { desc: 'another valid one replaces it and clears stale', result: valid('10.0.1.0/24', 'q'), accepted: true, changed: true, stale: false, current: 'q' },
   ];
   t.equal(state.current, EMPTY_CONFIG);
   t.notOk(state.loaded);
   for (const row of rows) {
-    t.same(state.apply(row.result), { accepted: row.accepted, stale: row.stale }, row.desc);
+    t.same(state.apply(row.result), { accepted: row.accepted, changed: row.changed, stale: row.stale }, row.desc);
     t.equal(state.stale, row.stale, `${row.desc}: stale`);
     t.same(state.current.pools.map((p) => p.name), [row.current], `${row.desc}: current`);
     t.equal(state.problems.length > 0, row.stale, `${row.desc}: problems kept while stale`);
