@@ -4,7 +4,10 @@
  * fall 3, inter 2 s; "server" keyword options in its configuration manual). A refused or
  * timed-out connection from real traffic counts as a failed check (passive), and ejects
  * at once when `ejectOnConnectFailure` is set, so clients stop waiting on a dead backend
- * before the next active check. Pure: the checker and the proxy feed it results; it
+ * before the next active check. A backend that starts unhealthy (active checks configured,
+ * no evidence yet) comes up at its first passed check rather than after `rise`: the rule
+ * "no backend is healthy without evidence" (issue 4) asks for one proof, and waiting a
+ * second interval would delay every new endpoint of a rollout by 2 s. Pure: the checker and the proxy feed it results; it
  * returns the transitions, as values for logs and metrics.
  */
 
@@ -23,6 +26,8 @@ export class BackendHealth {
   #healthy: boolean;
   #passes = 0;
   #failures = 0;
+  /** False until the first check has passed: that one pass is enough to come up. */
+  #proven: boolean;
 
   /** `healthy` at start: false when active checks must prove a backend first. */
   constructor(
@@ -30,6 +35,7 @@ export class BackendHealth {
     healthy: boolean,
   ) {
     this.#healthy = healthy;
+    this.#proven = healthy;
   }
 
   get healthy(): boolean {
@@ -41,7 +47,7 @@ export class BackendHealth {
     if (result === 'pass') {
       this.#failures = 0;
       this.#passes++;
-      if (!this.#healthy && this.#passes >= this.options.rise) return this.#set(true);
+      if (!this.#healthy && (!this.#proven || this.#passes >= this.options.rise)) return this.#set(true);
       return undefined;
     }
     this.#passes = 0;
@@ -62,6 +68,7 @@ export class BackendHealth {
 
   #set(healthy: boolean): Transition {
     this.#healthy = healthy;
+    this.#proven = true;
     this.#passes = 0;
     this.#failures = 0;
     return healthy ? 'up' : 'down';

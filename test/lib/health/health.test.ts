@@ -5,8 +5,8 @@ t.test('rise and fall, step by step', async (t) => {
   const h = new BackendHealth({ rise: 2, fall: 3, ejectOnConnectFailure: false }, false);
   const rows: { desc: string; input: CheckResult | 'connectFailed'; transition: string | undefined; healthy: boolean }[] = [
     { desc: 'no evidence yet: unhealthy', input: 'fail', transition: undefined, healthy: false },
-    { desc: 'one pass is not enough', input: 'pass', transition: undefined, healthy: false },
-    { desc: 'rise 2: up', input: 'pass', transition: 'up', healthy: true },
+    { desc: 'still no evidence', input: 'fail', transition: undefined, healthy: false },
+    { desc: 'the first pass is the evidence: up at once', input: 'pass', transition: 'up', healthy: true },
     { desc: 'one failure', input: 'fail', transition: undefined, healthy: true },
     { desc: 'two failures', input: 'fail', transition: undefined, healthy: true },
     { desc: 'a pass resets the count', input: 'pass', transition: undefined, healthy: true },
@@ -14,6 +14,8 @@ t.test('rise and fall, step by step', async (t) => {
     { desc: 'failure 2 (a refused connection counts as one)', input: 'connectFailed', transition: undefined, healthy: true },
     { desc: 'fall 3: down', input: 'fail', transition: 'down', healthy: false },
     { desc: 'down stays down on failures', input: 'fail', transition: undefined, healthy: false },
+    { desc: 'once proven, one pass is not enough to recover', input: 'pass', transition: undefined, healthy: false },
+    { desc: 'rise 2: up again', input: 'pass', transition: 'up', healthy: true },
   ];
   for (const row of rows) {
     const tr = row.input === 'connectFailed' ? h.connectFailed() : h.check(row.input);
