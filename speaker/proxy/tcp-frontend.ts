@@ -5,16 +5,13 @@
  * Any socket error ends that connection only.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { Balancer, type BalanceMode } from '../../lib/balancer/balancer.js';
-import { BackendHealth, DEFAULT_HEALTH, type Transition } from '../../lib/health/health.js';
+import type { BalanceMode } from '../../lib/balancer/balancer.js';
+import { BackendPool, type BackendAddress, type BackendStats } from '../../lib/balancer/backend-pool.js';
+import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
 import { TokenBucket } from '../../lib/proxy/rate-limit.js';
 
-export interface Backend {
-  readonly ip: string;
-  readonly port: number;
-  readonly state: 'ready' | 'terminating';
-}
+export type Backend = BackendAddress;
 
 export interface TcpFrontendOptions {
   readonly balance: BalanceMode;
@@ -28,17 +25,25 @@ export interface TcpFrontendOptions {
   readonly proxyProtocol: 'v1' | 'v2' | undefined;
   /** False: backends are healthy until traffic or a check says otherwise (no active checks). */
   readonly activeChecks: boolean;
+  /** Rise/fall thresholds and passive ejection (lib/health). */
+  readonly health: HealthOptions;
   /** spec.loadBalancerSourceRanges, parsed (lib/proxy/source-ranges.ts). */
   readonly allowClient: (client: string) => boolean;
   /** New connections per second and the burst allowed above it; 0: no limit. */
   readonly newConnectionsPerSecond: number;
   readonly newConnectionsBurst: number;
+  /** Connections to a backend that left the endpoint list may finish for this long, then are cut. */
+  readonly backendDrainMs: number;
+  /** TCP keep-alive probes after this much silence, so dead peers are found (Linux's default is 2 h). */
+  readonly keepAliveMs: number;
 }
 
 export const DEFAULT_TCP_OPTIONS: TcpFrontendOptions = {
   balance: 'roundRobin', affinityTimeoutMs: 0, connectTimeoutMs: 3000, idleTimeoutMs: 300_000,
   connectAttempts: 3, maxConnections: 50_000, proxyProtocol: undefined, activeChecks: false,
+  health: DEFAULT_HEALTH,
   allowClient: () => true, newConnectionsPerSecond: 0, newConnectionsBurst: 0,
+  backendDrainMs: 30_000, keepAliveMs: 60_000,
 };
 
 export interface FrontendStats {
@@ -46,19 +51,18 @@ export interface FrontendStats {
   total: number;
   bytesIn: number;
   bytesOut: number;
-  /** By reason: connectFailed, noHealthyBackend, noBackend, idleTimeout, reset, sourceDenied, rateLimited. */
+  /** By reason: connectFailed, noHealthyBackend, noBackend, idleTimeout, reset, sourceDenied, rateLimited, maxConnections. */
   errors: Record<string, number>;
-  backends: Record<string, { active: number; total: number; healthy: boolean }>;
+  backends: Record<string, BackendStats>;
 }
 
-const idOf = (b: { ip: string; port: number }) => (b.ip.includes(':') ? `[${b.ip}]:${b.port}` : `${b.ip}:${b.port}`);
-
 export class TcpFrontend {
-  readonly #balancer: Balancer;
-  readonly #health = new Map<string, BackendHealth>();
-  readonly #addr = new Map<string, Backend>();
+  readonly #pool: BackendPool;
   readonly #sockets = new Set<Socket>();
-  readonly #totals = new Map<string, number>();
+  #active = 0;
+  /** Per backend, how to cut each of its open connections (for draining a removed backend). */
+  readonly #cutters = new Map<string, Set<() => void>>();
+  readonly #drainTimers = new Set<NodeJS.Timeout>();
   #server: Server | undefined;
   readonly #bucket: TokenBucket | undefined;
   readonly stats: FrontendStats = { active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, backends: {} };
@@ -67,39 +71,47 @@ export class TcpFrontend {
     readonly ip: string,
     readonly port: number,
     private readonly options: TcpFrontendOptions,
-    private readonly onTransition: (backend: string, t: Exclude<Transition, undefined>) => void = () => undefined,
+    onTransition: (backend: string, t: 'up' | 'down') => void = () => undefined,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.#balancer = new Balancer({ mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs });
+    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, onTransition);
     if (options.newConnectionsPerSecond > 0) {
       this.#bucket = new TokenBucket(options.newConnectionsPerSecond, Math.max(1, options.newConnectionsBurst), now());
     }
   }
 
   update(backends: readonly Backend[]): void {
-    for (const b of backends) this.#addr.set(idOf(b), b);
-    const ids = new Set(backends.map(idOf));
-    for (const id of [...this.#addr.keys()]) if (!ids.has(id)) { this.#addr.delete(id); this.#health.delete(id); }
-    for (const id of ids) if (!this.#health.has(id)) this.#health.set(id, new BackendHealth(DEFAULT_HEALTH, !this.options.activeChecks));
-    this.#balancer.update(backends.map((b) => ({ id: idOf(b), state: b.state })), !this.options.activeChecks);
-    for (const [id, h] of this.#health) this.#balancer.setHealthy(id, h.healthy);
+    this.#pool.update(backends);
+    for (const [id, cutters] of this.#cutters) {
+      if (this.#pool.has(id) || cutters.size === 0) continue;
+      const timer = setTimeout(() => {
+        this.#drainTimers.delete(timer);
+        if (this.#pool.has(id)) return; // it came back meanwhile
+        for (const cut of [...(this.#cutters.get(id) ?? [])]) cut();
+      }, this.options.backendDrainMs);
+      this.#drainTimers.add(timer);
+    }
   }
 
   /** An active check's result for `backend` (`ip:port`). */
   checkResult(backend: string, pass: boolean): void {
-    const h = this.#health.get(backend);
-    if (!h) return;
-    const t = h.check(pass ? 'pass' : 'fail');
-    if (t) this.#transition(backend, t);
+    this.#pool.checkResult(backend, pass);
   }
 
   backendIds(): string[] {
-    return [...this.#addr.keys()];
+    return this.#pool.addresses().map((a) => a.id);
+  }
+
+  /** Drops expired ClientIP affinity entries; the owner calls it now and then. */
+  expireAffinity(): void {
+    this.#pool.expireAffinity(this.now());
   }
 
   async start(): Promise<void> {
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (client) => this.#accept(client));
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: this.options.keepAliveMs }, (client) => this.#accept(client));
     server.maxConnections = this.options.maxConnections;
+    // Node closes connections above maxConnections itself and says so with 'drop'.
+    server.on('drop', () => this.#error('maxConnections'));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -118,8 +130,12 @@ export class TcpFrontend {
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     if (drainMs > 0 && this.#sockets.size > 0) {
-      await Promise.race([closed, new Promise((r) => setTimeout(r, drainMs).unref())]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise((r) => { timer = setTimeout(r, drainMs); })]);
+      clearTimeout(timer);
     }
+    for (const t of this.#drainTimers) clearTimeout(t);
+    this.#drainTimers.clear();
     for (const s of this.#sockets) s.destroy();
     await closed;
   }
@@ -143,22 +159,21 @@ export class TcpFrontend {
 
   #connect(client: Socket, tried: Set<string>, attemptsLeft: number): void {
     if (client.destroyed) return;
-    const pick = this.#balancer.pick(client.remoteAddress ?? '', this.now(), tried);
+    const pick = this.#pool.pick(client.remoteAddress ?? '', this.now(), tried);
     if ('none' in pick) {
       this.#error(tried.size > 0 ? 'connectFailed' : pick.none);
       client.destroy();
       return;
     }
-    const id = pick.backend;
-    const backend = this.#addr.get(id)!;
-    const upstream = connect({ host: backend.ip, port: backend.port, allowHalfOpen: true, noDelay: true, timeout: this.options.connectTimeoutMs });
+    const { id, address: backend } = pick;
+    const started = this.now();
+    const upstream = connect({ host: backend.ip, port: backend.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: this.options.keepAliveMs, timeout: this.options.connectTimeoutMs });
     const clientGone = () => upstream.destroy();
     client.once('close', clientGone);
     const failed = () => {
       client.off('close', clientGone);
       upstream.destroy();
-      const t = this.#health.get(id)?.connectFailed();
-      if (t) this.#transition(id, t);
+      this.#pool.connectFailed(id);
       tried.add(id);
       if (attemptsLeft > 1) this.#connect(client, tried, attemptsLeft - 1);
       else { this.#error('connectFailed'); client.destroy(); }
@@ -171,14 +186,14 @@ export class TcpFrontend {
       client.off('close', clientGone);
       upstream.setTimeout(0);
       if (client.destroyed) upstream.destroy();
-      else this.#relay(client, upstream, id);
+      else this.#relay(client, upstream, id, this.now() - started);
     });
   }
 
-  #relay(client: Socket, upstream: Socket, id: string): void {
+  #relay(client: Socket, upstream: Socket, id: string, connectMs: number): void {
     this.#track(upstream);
-    this.#balancer.opened(id);
-    this.#totals.set(id, (this.#totals.get(id) ?? 0) + 1);
+    this.#pool.opened(id, connectMs);
+    this.#active++;
     if (this.options.proxyProtocol) {
       const conn = { protocol: 'TCP' as const, sourceAddress: client.remoteAddress ?? '', sourcePort: client.remotePort ?? 0, destinationAddress: client.localAddress ?? '', destinationPort: client.localPort ?? 0 };
       upstream.write(this.options.proxyProtocol === 'v1' ? encodeV1(conn) : encodeV2(conn));
@@ -189,16 +204,23 @@ export class TcpFrontend {
     upstream.pipe(client);
     client.resume();
     let done = false;
+    const mine = this.#cutters.get(id) ?? new Set<() => void>();
+    this.#cutters.set(id, mine);
     const finish = (reason?: string) => {
       if (done) return;
       done = true;
       if (reason) this.#error(reason);
-      this.#balancer.closed(id);
+      this.#active--;
+      this.#pool.closed(id, client.bytesRead, client.bytesWritten, reason);
       this.stats.bytesIn += client.bytesRead;
       this.stats.bytesOut += client.bytesWritten;
+      mine.delete(cut);
+      if (mine.size === 0 && this.#cutters.get(id) === mine) this.#cutters.delete(id);
       client.destroy();
       upstream.destroy();
     };
+    const cut = () => finish('backendRemoved');
+    mine.add(cut);
     const idle = () => finish('idleTimeout');
     client.setTimeout(this.options.idleTimeoutMs, idle);
     upstream.setTimeout(this.options.idleTimeoutMs, idle);
@@ -216,20 +238,11 @@ export class TcpFrontend {
     s.once('close', () => this.#sockets.delete(s));
   }
 
-  #transition(id: string, t: Exclude<Transition, undefined>): void {
-    this.#balancer.setHealthy(id, t === 'up');
-    this.onTransition(id, t);
-  }
-
   #error(reason: string): void {
     this.stats.errors[reason] = (this.stats.errors[reason] ?? 0) + 1;
   }
 
   snapshot(): FrontendStats {
-    const backends: FrontendStats['backends'] = {};
-    for (const id of this.#addr.keys()) backends[id] = { active: this.#balancer.active(id), total: this.#totals.get(id) ?? 0, healthy: this.#balancer.isHealthy(id) };
-    let active = 0;
-    for (const b of Object.values(backends)) active += b.active;
-    return { ...this.stats, errors: { ...this.stats.errors }, active, backends };
+    return { ...this.stats, errors: { ...this.stats.errors }, active: this.#active, backends: this.#pool.stats() };
   }
 }

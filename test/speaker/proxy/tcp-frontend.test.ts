@@ -1,29 +1,13 @@
 // The TCP frontend on loopback: real sockets, real backends, nothing outside 127.0.0.0/8.
 import t, { type Test } from 'tap';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import { once } from 'node:events';
 import { TcpFrontend, DEFAULT_TCP_OPTIONS, type TcpFrontendOptions } from '../../../speaker/proxy/tcp-frontend.js';
 import { decode } from '../../../lib/proxy/proxy-protocol.js';
 import { parseSourceRanges } from '../../../lib/proxy/source-ranges.js';
+import { echoBackend, talk } from '../../helpers/tcp-peers.js';
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
 
-/** A backend that greets with its name, then echoes; `onData` sees raw bytes. */
-async function backend(name: string, opts: { onData?: (b: Buffer, s: Socket) => void; halfClose?: boolean } = {}): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer({ allowHalfOpen: true }, (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-    if (!opts.onData) s.write(`${name}:`);
-    s.on('data', (d) => (opts.onData ? opts.onData(d, s) : s.write(d)));
-    s.on('end', () => { if (opts.halfClose) s.end('bye'); else s.end(); });
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    server, port: (server.address() as { port: number }).port,
-    close: async () => { for (const s of sockets) s.destroy(); await new Promise((r) => server.close(r)); },
-  };
-}
+const backend = echoBackend;
 
 async function frontend(t: Test, backends: { port: number; state?: 'ready' | 'terminating' }[], opts: Partial<TcpFrontendOptions> = {}, transitions: string[] = []) {
   const f = new TcpFrontend('127.0.0.1', 0, { ...DEFAULT_TCP_OPTIONS, connectTimeoutMs: 500, ...opts }, (b, tr) => transitions.push(`${b} ${tr}`));
@@ -31,23 +15,6 @@ async function frontend(t: Test, backends: { port: number; state?: 'ready' | 'te
   await f.start();
   t.teardown(() => f.close());
   return f;
-}
-
-/**
- * Connects, sends `send` (then half-closes if `end`), resolves with everything read until
- * the connection closes; a reset counts as closed (a proxy cutting a connection whose
- * bytes it never read makes the kernel send RST).
- */
-function talk(port: number, send = '', end = true): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-    let got = '';
-    s.on('data', (d) => { got += d.toString(); });
-    s.on('error', () => undefined);
-    s.on('end', () => s.end());
-    s.on('close', () => resolve(got));
-    s.on('connect', () => { if (send) s.write(send); if (end) s.end(); });
-  });
 }
 
 t.test('round-robin across ready backends', async (t) => {
@@ -185,4 +152,88 @@ t.test('source ranges and the new-connection rate are enforced and counted', asy
   const got = [await talk(limited.boundPort, 'x'), await talk(limited.boundPort, 'x'), await talk(limited.boundPort, 'x')];
   t.same(got, ['b:x', 'b:x', ''], 'the burst passes, the next is refused');
   t.same(limited.snapshot().errors, { rateLimited: 1 });
+});
+
+t.test('max connections: the one over the limit is closed and counted', async (t) => {
+  const b = await backend('b');
+  t.teardown(() => b.close());
+  const f = await frontend(t, [b], { maxConnections: 2 });
+  const held: Socket[] = [];
+  for (let i = 0; i < 2; i++) {
+    const s = connect({ host: '127.0.0.1', port: f.boundPort });
+    s.on('error', () => undefined);
+    await once(s, 'data');
+    held.push(s);
+  }
+  t.equal(await talk(f.boundPort, 'x', false), '', 'the third connection is dropped');
+  t.same(f.snapshot().errors, { maxConnections: 1 });
+  for (const s of held) s.destroy();
+  await until(() => f.snapshot().active === 0);
+  t.equal(await talk(f.boundPort, 'y'), 'b:y', 'room again once they close');
+});
+
+t.test('backpressure: a slow reader holds the backend back instead of filling memory', async (t) => {
+  const total = 64 * 1024 * 1024;
+  let written = 0;
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  const b = await backend('b', {
+    onData: (_d, s) => {
+      // Write as fast as the proxy lets us: stop when write() says the buffers are full.
+      const pump = () => {
+        while (written < total) {
+          written += chunk.length;
+          if (!s.write(chunk)) return void s.once('drain', pump);
+        }
+        s.end();
+      };
+      pump();
+    },
+  });
+  t.teardown(() => b.close());
+  const f = await frontend(t, [b]);
+  const s = connect({ host: '127.0.0.1', port: f.boundPort });
+  s.pause();
+  s.write('go');
+  await new Promise((r) => setTimeout(r, 500));
+  const whilePaused = written;
+  // Kernel socket buffers on loopback autotune to a few MB per socket (tcp_rmem/tcp_wmem),
+  // two connections hold at most ~20 MB; without backpressure all 64 MB would be written.
+  t.ok(whilePaused < 40 * 1024 * 1024, `backend held back while the client did not read (${whilePaused} bytes)`);
+  let got = 0;
+  s.on('data', (d: Buffer) => { got += d.length; });
+  s.resume();
+  await once(s, 'end');
+  s.destroy();
+  t.equal(got, total, 'every byte arrives once the client reads');
+});
+
+t.test('a removed backend: its connections drain up to the deadline, then are cut', async (t) => {
+  const a = await backend('a'); const b = await backend('b');
+  t.teardown(async () => { await a.close(); await b.close(); });
+  const f = await frontend(t, [a], { backendDrainMs: 150 });
+  const s = connect({ host: '127.0.0.1', port: f.boundPort });
+  s.on('error', () => undefined);
+  await once(s, 'data');
+  const back = connect({ host: '127.0.0.1', port: f.boundPort });
+  back.on('error', () => undefined);
+  const backClosed = once(back, 'close');
+  await once(back, 'data');
+  f.update([{ ip: '127.0.0.1', port: b.port, state: 'ready' }]);
+  s.write('still');
+  const [d] = await once(s, 'data') as [Buffer];
+  t.equal(d.toString(), 'still', 'works during the drain');
+  await once(s, 'close');
+  t.equal(f.snapshot().errors['backendRemoved'], 2, 'both connections to the removed backend were cut at the deadline');
+  await backClosed;
+  // A backend removed and re-added within the deadline keeps its connections.
+  const c = connect({ host: '127.0.0.1', port: f.boundPort });
+  c.on('error', () => undefined);
+  await once(c, 'data');
+  f.update([{ ip: '127.0.0.1', port: a.port, state: 'ready' }]);
+  f.update([{ ip: '127.0.0.1', port: b.port, state: 'ready' }]);
+  await new Promise((r) => setTimeout(r, 300));
+  c.write('kept');
+  const [e] = await once(c, 'data') as [Buffer];
+  t.equal(e.toString(), 'kept', 'a backend back before the deadline is not cut');
+  c.destroy();
 });

@@ -1,0 +1,150 @@
+/**
+ * One Service port's backends as the data plane sees them: where they are, whether they
+ * may take new connections (Balancer), whether they are healthy (BackendHealth), and their
+ * counters. Shared by the TCP and UDP frontends so both follow the same rules. Pure: the
+ * frontends report what happened (opened, closed, connect failed, check result, bytes);
+ * health transitions come back through `onTransition` for the logger.
+ */
+import { Balancer, type BalancerOptions } from './balancer.js';
+import { BackendHealth, type HealthOptions, type Transition } from '../health/health.js';
+
+export interface BackendAddress {
+  readonly ip: string;
+  readonly port: number;
+  readonly state: 'ready' | 'terminating';
+}
+
+export interface BackendStats {
+  state: 'ready' | 'terminating';
+  healthy: boolean;
+  /** Open connections (TCP) or live flows (UDP). */
+  active: number;
+  total: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** By reason: connectFailed, reset, idleTimeout, unreachable... */
+  errors: Record<string, number>;
+  /** Sum and count of connect latencies in ms; their ratio is the mean. */
+  connectMsSum: number;
+  connectCount: number;
+}
+
+export interface PoolOptions {
+  readonly balancer: BalancerOptions;
+  readonly health: HealthOptions;
+  /** True: new backends start unhealthy until an active check passes; false: kubelet readiness is the evidence. */
+  readonly activeChecks: boolean;
+}
+
+export type PoolPick = { readonly id: string; readonly address: BackendAddress } | { readonly none: 'noBackend' | 'noHealthyBackend' };
+
+/** `ip:port`, with brackets for IPv6, the backend's identity in stats and logs. */
+export const backendId = (b: { readonly ip: string; readonly port: number }): string =>
+  b.ip.includes(':') ? `[${b.ip}]:${b.port}` : `${b.ip}:${b.port}`;
+
+interface Entry {
+  address: BackendAddress;
+  health: BackendHealth;
+  stats: BackendStats;
+}
+
+export class BackendPool {
+  readonly #balancer: Balancer;
+  readonly #entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly options: PoolOptions,
+    private readonly onTransition: (backend: string, t: 'up' | 'down') => void = () => undefined,
+  ) {
+    this.#balancer = new Balancer(options.balancer);
+  }
+
+  /** Installs the desired backends; those that stay keep their health and counters. */
+  update(backends: readonly BackendAddress[]): void {
+    const ids = new Set<string>();
+    for (const b of backends) {
+      const id = backendId(b);
+      ids.add(id);
+      const cur = this.#entries.get(id);
+      if (cur) { cur.address = b; cur.stats.state = b.state; continue; }
+      const healthy = !this.options.activeChecks;
+      this.#entries.set(id, {
+        address: b,
+        health: new BackendHealth(this.options.health, healthy),
+        stats: { state: b.state, healthy, active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, connectMsSum: 0, connectCount: 0 },
+      });
+    }
+    for (const id of this.#entries.keys()) if (!ids.has(id)) this.#entries.delete(id);
+    this.#balancer.update(backends.map((b) => ({ id: backendId(b), state: b.state })), !this.options.activeChecks);
+    for (const [id, e] of this.#entries) this.#balancer.setHealthy(id, e.health.healthy);
+  }
+
+  pick(client: string, now: number, exclude?: ReadonlySet<string>): PoolPick {
+    const p = this.#balancer.pick(client, now, exclude);
+    if ('none' in p) return p;
+    return { id: p.backend, address: this.#entries.get(p.backend)!.address };
+  }
+
+  addresses(): { id: string; address: BackendAddress }[] {
+    return [...this.#entries].map(([id, e]) => ({ id, address: e.address }));
+  }
+
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
+  opened(id: string, connectMs?: number): void {
+    const e = this.#entries.get(id);
+    if (!e) return;
+    this.#balancer.opened(id);
+    e.stats.active++;
+    e.stats.total++;
+    if (connectMs !== undefined) { e.stats.connectMsSum += connectMs; e.stats.connectCount++; }
+  }
+
+  /** A connection or flow ended; its bytes and, if it ended badly, why. */
+  closed(id: string, bytesIn: number, bytesOut: number, reason?: string): void {
+    const e = this.#entries.get(id);
+    if (!e) return; // the backend went away meanwhile; the frontend counts the bytes
+    this.#balancer.closed(id);
+    if (e.stats.active > 0) e.stats.active--;
+    e.stats.bytesIn += bytesIn;
+    e.stats.bytesOut += bytesOut;
+    if (reason) e.stats.errors[reason] = (e.stats.errors[reason] ?? 0) + 1;
+  }
+
+  /** Real traffic could not reach the backend (refused, timed out, ICMP unreachable). */
+  connectFailed(id: string): void {
+    const e = this.#entries.get(id);
+    if (!e) return;
+    e.stats.errors['connectFailed'] = (e.stats.errors['connectFailed'] ?? 0) + 1;
+    this.#apply(id, e, e.health.connectFailed());
+  }
+
+  checkResult(id: string, pass: boolean): void {
+    const e = this.#entries.get(id);
+    if (e) this.#apply(id, e, e.health.check(pass ? 'pass' : 'fail'));
+  }
+
+  isHealthy(id: string): boolean {
+    return this.#entries.get(id)?.health.healthy ?? false;
+  }
+
+  expireAffinity(now: number): void {
+    this.#balancer.expireAffinity(now);
+  }
+
+  /** A copy of every backend's counters. */
+  stats(): Record<string, BackendStats> {
+    const out: Record<string, BackendStats> = {};
+    for (const [id, e] of this.#entries) out[id] = { ...e.stats, healthy: e.health.healthy, errors: { ...e.stats.errors } };
+    return out;
+  }
+
+  #apply(id: string, e: Entry, t: Transition): void {
+    if (!t) return;
+    e.stats.healthy = t === 'up';
+    this.#balancer.setHealthy(id, t === 'up');
+    this.onTransition(id, t);
+  }
+}
