@@ -19,6 +19,9 @@ import { backendId, type BackendAddress } from '../../lib/balancer/backend-pool.
 import { DEFAULT_TCP_OPTIONS, TcpFrontend, type FrontendStats, type TcpFrontendOptions } from './tcp-frontend.js';
 import { DEFAULT_UDP_OPTIONS, UdpFrontend } from './udp-frontend.js';
 import { HealthChecker, type CheckOptions } from './health-checker.js';
+import { createRelay } from './native-relay.js';
+import type { Relay } from './relay.js';
+import { availableParallelism } from 'node:os';
 
 /** What to check (health-checker.ts) and how results are judged (lib/health's rise/fall). */
 export interface HealthCheckOptions extends CheckOptions {
@@ -94,9 +97,21 @@ const silent: ProxyLogger = { info: () => undefined, warn: () => undefined };
 /** How often expired ClientIP affinity entries are dropped, so the map stays bounded by live clients. */
 const AFFINITY_SWEEP_MS = 10_000;
 
+export interface ProxyOptions {
+  readonly logger?: ProxyLogger;
+  readonly now?: () => number;
+  /** Who moves established TCP bytes: the C relay (default; pipe() if it is not built) or pipe(). */
+  readonly relay?: 'native' | 'pipe';
+  /** Native relay threads; default: one per CPU (HAProxy's nbthread and NGINX's workers do the same). */
+  readonly relayThreads?: number;
+}
+
 export class Proxy {
   readonly #logger: ProxyLogger;
   readonly #now: () => number;
+  readonly #relayChoice: 'native' | 'pipe';
+  readonly #relayThreads: number;
+  #relay: Relay | undefined;
   readonly #served = new Map<string, Served>();
   readonly #draining = new Set<Promise<void>>();
   #sweeper: NodeJS.Timeout | undefined;
@@ -104,9 +119,26 @@ export class Proxy {
   /** apply() calls run one after another: each sees the state the previous one left. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(options: { logger?: ProxyLogger; now?: () => number } = {}) {
+  constructor(options: ProxyOptions = {}) {
     this.#logger = options.logger ?? silent;
     this.#now = options.now ?? (() => performance.now());
+    this.#relayChoice = options.relay ?? 'native';
+    this.#relayThreads = Math.max(1, options.relayThreads ?? availableParallelism());
+  }
+
+  /** The relay, made at first need (loading the addon is I/O, so not in the constructor). */
+  #relayForTcp(): Relay {
+    if (!this.#relay) {
+      const { relay, why } = createRelay(this.#relayChoice, this.#relayThreads);
+      this.#relay = relay;
+      this.#logger.info({ relay: relay.kind, ...(why ? { why } : {}), threads: relay.kind === 'native' ? this.#relayThreads : undefined }, 'tcp relay');
+    }
+    return this.#relay;
+  }
+
+  /** `native` or `pipe` once a TCP frontend has opened; undefined before. */
+  get relayKind(): 'native' | 'pipe' | undefined {
+    return this.#relay?.kind;
   }
 
   apply(frontends: readonly Frontend[]): Promise<ApplyResult> {
@@ -156,7 +188,7 @@ export class Proxy {
         activeChecks: check !== undefined, health, allowClient: ranges.allows,
         newConnectionsPerSecond: o.newConnectionsPerSecond, newConnectionsBurst: o.newConnectionsBurst,
         backendDrainMs: o.drainTimeoutMs, keepAliveMs: o.keepAliveMs,
-      }, onTransition, this.#now)
+      }, onTransition, this.#now, this.#relayForTcp())
       : new UdpFrontend(f.ip, f.port, {
         balance: o.balance, affinityTimeoutMs: o.affinityTimeoutMs, flowIdleTimeoutMs: o.udpFlowIdleTimeoutMs, maxFlows: Math.max(1, o.udpMaxFlows),
         activeChecks: check !== undefined, health, allowClient: ranges.allows,
@@ -206,6 +238,7 @@ export class Proxy {
     for (const s of this.#served.values()) this.#stop(s);
     this.#served.clear();
     await Promise.all([...this.#draining]);
+    this.#relay?.close();
   }
 }
 

@@ -1,8 +1,8 @@
 /**
  * One TCP frontend (a Service's IP:port): accepts, picks a backend, connects (retrying on
- * another backend when a connect fails, so the client does not see the dead one), sends
- * the PROXY header if asked, then relays both ways with backpressure and half-close.
- * Any socket error ends that connection only.
+ * another backend when a connect fails, so the client does not see the dead one), then
+ * hands both sockets and the PROXY header, if asked, to the relay (relay.ts), which moves
+ * the bytes with backpressure and half-close. Any socket error ends that connection only.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { BalanceMode } from '../../lib/balancer/balancer.js';
@@ -10,6 +10,7 @@ import { BackendPool, type BackendAddress, type BackendStats } from '../../lib/b
 import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
 import { TokenBucket } from '../../lib/proxy/rate-limit.js';
+import { PipeRelay, type Relay, type RelayEnd } from './relay.js';
 
 export type Backend = BackendAddress;
 
@@ -46,22 +47,33 @@ export const DEFAULT_TCP_OPTIONS: TcpFrontendOptions = {
   backendDrainMs: 30_000, keepAliveMs: 60_000,
 };
 
+/**
+ * After cutting what is left on close, how long to wait for a native relay's reports (they
+ * come from its threads within milliseconds; the bound only guards against a lost one).
+ */
+const CUT_REPORT_MS = 1000;
+
 export interface FrontendStats {
   active: number;
   total: number;
   bytesIn: number;
   bytesOut: number;
-  /** By reason: connectFailed, noHealthyBackend, noBackend, idleTimeout, reset, sourceDenied, rateLimited, maxConnections. */
+  /** By reason: connectFailed, noHealthyBackend, noBackend, idleTimeout, reset, cut, sourceDenied, rateLimited, maxConnections. */
   errors: Record<string, number>;
   backends: Record<string, BackendStats>;
 }
 
 export class TcpFrontend {
   readonly #pool: BackendPool;
+  /** Sockets not yet handed to the relay (accepted, connecting). */
   readonly #sockets = new Set<Socket>();
+  /** Relayed connections, and client connections still being connected (maxConnections counts both). */
   #active = 0;
+  #connecting = 0;
+  /** Called when #active drops to 0 (close() waits on it while draining). */
+  #onIdle: (() => void) | undefined;
   /** Per backend, how to cut each of its open connections (for draining a removed backend). */
-  readonly #cutters = new Map<string, Set<() => void>>();
+  readonly #cutters = new Map<string, Set<(reason?: string) => void>>();
   readonly #drainTimers = new Set<NodeJS.Timeout>();
   #server: Server | undefined;
   readonly #bucket: TokenBucket | undefined;
@@ -73,6 +85,7 @@ export class TcpFrontend {
     private readonly options: TcpFrontendOptions,
     onTransition: (backend: string, t: 'up' | 'down') => void = () => undefined,
     private readonly now: () => number = () => performance.now(),
+    private readonly relay: Relay = new PipeRelay(),
   ) {
     this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, onTransition);
     if (options.newConnectionsPerSecond > 0) {
@@ -87,7 +100,7 @@ export class TcpFrontend {
       const timer = setTimeout(() => {
         this.#drainTimers.delete(timer);
         if (this.#pool.has(id)) return; // it came back meanwhile
-        for (const cut of [...(this.#cutters.get(id) ?? [])]) cut();
+        for (const cut of [...(this.#cutters.get(id) ?? [])]) cut('backendRemoved');
       }, this.options.backendDrainMs);
       this.#drainTimers.add(timer);
     }
@@ -109,9 +122,7 @@ export class TcpFrontend {
 
   async start(): Promise<void> {
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: this.options.keepAliveMs }, (client) => this.#accept(client));
-    server.maxConnections = this.options.maxConnections;
-    // Node closes connections above maxConnections itself and says so with 'drop'.
-    server.on('drop', () => this.#error('maxConnections'));
+    // Not server.maxConnections: Node forgets a connection once the relay holds its socket.
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -123,21 +134,35 @@ export class TcpFrontend {
     return (this.#server?.address() as { port: number } | null)?.port ?? this.port;
   }
 
-  /** Stops accepting; open connections get `drainMs` to finish, then are cut. Idempotent. */
+  /**
+   * Stops accepting; open connections get `drainMs` to finish, then are cut. Resolves when
+   * every connection has ended (its counters are in). Idempotent.
+   */
   async close(drainMs = 0): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    if (drainMs > 0 && this.#sockets.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([closed, new Promise((r) => { timer = setTimeout(r, drainMs); })]);
-      clearTimeout(timer);
-    }
+    if (drainMs > 0) await this.#idle(drainMs);
     for (const t of this.#drainTimers) clearTimeout(t);
     this.#drainTimers.clear();
     for (const s of this.#sockets) s.destroy();
+    for (const cutters of this.#cutters.values()) for (const cut of [...cutters]) cut();
+    // A native relay reports cuts from its own thread: wait for them, briefly.
+    await this.#idle(CUT_REPORT_MS);
     await closed;
+  }
+
+  /** Resolves when no connection is relayed any more, or after `ms`. */
+  async #idle(ms: number): Promise<void> {
+    if (this.#active === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.#onIdle = resolve;
+      timer = setTimeout(resolve, ms);
+    });
+    clearTimeout(timer);
+    this.#onIdle = undefined;
   }
 
   #accept(client: Socket): void {
@@ -153,11 +178,20 @@ export class TcpFrontend {
       client.destroy();
       return;
     }
+    if (this.#active + this.#connecting >= this.options.maxConnections) {
+      this.#error('maxConnections');
+      client.destroy();
+      return;
+    }
     this.stats.total++;
-    this.#connect(client, new Set(), this.options.connectAttempts);
+    this.#connecting++;
+    let connecting = true;
+    const settled = () => { if (connecting) { connecting = false; this.#connecting--; } };
+    client.once('close', settled);
+    this.#connect(client, new Set(), this.options.connectAttempts, settled);
   }
 
-  #connect(client: Socket, tried: Set<string>, attemptsLeft: number): void {
+  #connect(client: Socket, tried: Set<string>, attemptsLeft: number, settled: () => void): void {
     if (client.destroyed) return;
     const pick = this.#pool.pick(client.remoteAddress ?? '', this.now(), tried);
     if ('none' in pick) {
@@ -168,6 +202,8 @@ export class TcpFrontend {
     const { id, address: backend } = pick;
     const started = this.now();
     const upstream = connect({ host: backend.ip, port: backend.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: this.options.keepAliveMs, timeout: this.options.connectTimeoutMs });
+    // Paused: nothing is read before the relay takes the socket (a native relay reads the descriptor itself).
+    upstream.pause();
     const clientGone = () => upstream.destroy();
     client.once('close', clientGone);
     const failed = () => {
@@ -175,7 +211,7 @@ export class TcpFrontend {
       upstream.destroy();
       this.#pool.connectFailed(id);
       tried.add(id);
-      if (attemptsLeft > 1) this.#connect(client, tried, attemptsLeft - 1);
+      if (attemptsLeft > 1) this.#connect(client, tried, attemptsLeft - 1, settled);
       else { this.#error('connectFailed'); client.destroy(); }
     };
     upstream.once('timeout', failed);
@@ -185,52 +221,41 @@ export class TcpFrontend {
       upstream.off('error', failed);
       client.off('close', clientGone);
       upstream.setTimeout(0);
+      settled();
       if (client.destroyed) upstream.destroy();
       else this.#relay(client, upstream, id, this.now() - started);
     });
   }
 
   #relay(client: Socket, upstream: Socket, id: string, connectMs: number): void {
-    this.#track(upstream);
+    this.#sockets.delete(client); // the relay owns it now; close() cuts through the relay
     this.#pool.opened(id, connectMs);
     this.#active++;
-    if (this.options.proxyProtocol) {
+    const proxyProtocol = this.options.proxyProtocol;
+    let header: Buffer | undefined;
+    if (proxyProtocol) {
       const conn = { protocol: 'TCP' as const, sourceAddress: client.remoteAddress ?? '', sourcePort: client.remotePort ?? 0, destinationAddress: client.localAddress ?? '', destinationPort: client.localPort ?? 0 };
-      upstream.write(this.options.proxyProtocol === 'v1' ? encodeV1(conn) : encodeV2(conn));
+      header = proxyProtocol === 'v1' ? encodeV1(conn) : encodeV2(conn);
     }
-    // pipe() carries backpressure (a slow reader pauses the other side) and half-close
-    // (end() follows a FIN, because both sockets allow half-open).
-    client.pipe(upstream);
-    upstream.pipe(client);
-    client.resume();
-    let done = false;
     const mine = this.#cutters.get(id) ?? new Set<() => void>();
     this.#cutters.set(id, mine);
-    const finish = (reason?: string) => {
-      if (done) return;
-      done = true;
+    let cutReason: string | undefined;
+    // Only numbers and strings are kept for the end: the sockets themselves may be gone
+    // (a native relay destroys them once it holds their descriptors).
+    const onEnd = (end: RelayEnd) => {
+      const reason = end.reason === 'cut' ? cutReason ?? 'cut' : end.reason === 'done' ? undefined : end.reason;
       if (reason) this.#error(reason);
       this.#active--;
-      this.#pool.closed(id, client.bytesRead, client.bytesWritten, reason);
-      this.stats.bytesIn += client.bytesRead;
-      this.stats.bytesOut += client.bytesWritten;
+      this.#pool.closed(id, end.bytesIn, end.bytesOut, reason);
+      this.stats.bytesIn += end.bytesIn;
+      this.stats.bytesOut += end.bytesOut;
       mine.delete(cut);
       if (mine.size === 0 && this.#cutters.get(id) === mine) this.#cutters.delete(id);
-      client.destroy();
-      upstream.destroy();
+      if (this.#active === 0) this.#onIdle?.();
     };
-    const cut = () => finish('backendRemoved');
+    const relayCut = this.relay.relay(client, upstream, { idleTimeoutMs: this.options.idleTimeoutMs, header }, onEnd);
+    const cut = (reason?: string) => { cutReason ??= reason; relayCut(); };
     mine.add(cut);
-    const idle = () => finish('idleTimeout');
-    client.setTimeout(this.options.idleTimeoutMs, idle);
-    upstream.setTimeout(this.options.idleTimeoutMs, idle);
-    upstream.on('error', () => finish('reset'));
-    client.on('error', () => finish('reset'));
-    // Each side ends its write half when the other's FIN arrives; fully done when both closed.
-    let closes = 0;
-    const closed = () => { if (++closes === 2) finish(); };
-    client.once('close', closed);
-    upstream.once('close', closed);
   }
 
   #track(s: Socket): void {

@@ -6,18 +6,39 @@ import { parseSourceRanges } from '../../../lib/proxy/source-ranges.js';
 import { echoBackend, talk } from '../../helpers/tcp-peers.js';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { PipeRelay, type Relay } from '../../../speaker/proxy/relay.js';
+import { createRelay } from '../../../speaker/proxy/native-relay.js';
 
 const backend = echoBackend;
 
+// Every case runs once per relay (relay.ts): the same behaviour is owed by both.
+const RELAYS = ['pipe', 'native'] as const;
+let relayKind: (typeof RELAYS)[number] = 'pipe';
+const cases: [string, (t: Test) => Promise<unknown>][] = [];
+const test = (name: string, fn: (t: Test) => Promise<unknown>) => { cases.push([name, fn]); };
+
+/** The relay under test, closed with the test. */
+function relayFor(t: Test): Relay {
+  if (relayKind === 'pipe') return new PipeRelay();
+  const { relay, why } = createRelay('native', 2);
+  if (relay.kind !== 'native') throw new Error(`native relay expected: ${why}`);
+  t.teardown(() => relay.close());
+  return relay;
+}
+
+function newFrontend(t: Test, opts: TcpFrontendOptions, transitions: string[] = []): TcpFrontend {
+  return new TcpFrontend('127.0.0.1', 0, opts, (b, tr) => transitions.push(`${b} ${tr}`), undefined, relayFor(t));
+}
+
 async function frontend(t: Test, backends: { port: number; state?: 'ready' | 'terminating' }[], opts: Partial<TcpFrontendOptions> = {}, transitions: string[] = []) {
-  const f = new TcpFrontend('127.0.0.1', 0, { ...DEFAULT_TCP_OPTIONS, connectTimeoutMs: 500, ...opts }, (b, tr) => transitions.push(`${b} ${tr}`));
+  const f = newFrontend(t, { ...DEFAULT_TCP_OPTIONS, connectTimeoutMs: 500, ...opts }, transitions);
   f.update(backends.map((b) => ({ ip: '127.0.0.1', port: b.port, state: b.state ?? 'ready' })));
   await f.start();
   t.teardown(() => f.close());
   return f;
 }
 
-t.test('round-robin across ready backends', async (t) => {
+test('round-robin across ready backends', async (t) => {
   const a = await backend('a'); const b = await backend('b');
   t.teardown(async () => { await a.close(); await b.close(); });
   const f = await frontend(t, [a, b]);
@@ -27,7 +48,7 @@ t.test('round-robin across ready backends', async (t) => {
   t.equal(f.snapshot().total, 4);
 });
 
-t.test('a dead backend is ejected and the client is retried on a live one', async (t) => {
+test('a dead backend is ejected and the client is retried on a live one', async (t) => {
   const dead = await backend('dead'); const deadPort = dead.port; await dead.close();
   const live = await backend('live');
   t.teardown(() => live.close());
@@ -36,10 +57,11 @@ t.test('a dead backend is ejected and the client is retried on a live one', asyn
   for (let i = 0; i < 3; i++) t.equal(await talk(f.boundPort, 'hi'), 'live:hi', `connection ${i + 1} reaches the live backend`);
   t.same(transitions, [`127.0.0.1:${deadPort} down`], 'one transition, logged once');
   t.equal(f.snapshot().backends[`127.0.0.1:${deadPort}`]?.healthy, false);
+  await until(() => f.snapshot().active === 0); // native ends are reported a moment after the client sees them
   t.same(f.snapshot().errors, {}, 'no client saw an error');
 });
 
-t.test('no healthy backend: the connection is closed and counted', async (t) => {
+test('no healthy backend: the connection is closed and counted', async (t) => {
   const dead = await backend('dead'); const port = dead.port; await dead.close();
   const f = await frontend(t, [{ port }], { connectAttempts: 1 });
   t.equal(await talk(f.boundPort, 'x'), '');
@@ -47,19 +69,19 @@ t.test('no healthy backend: the connection is closed and counted', async (t) => 
   t.same(f.snapshot().errors, { connectFailed: 1, noHealthyBackend: 1 });
 });
 
-t.test('half-close: the client ends its side and still gets the reply', async (t) => {
+test('half-close: the client ends its side and still gets the reply', async (t) => {
   const b = await backend('b', { halfClose: true });
   t.teardown(() => b.close());
   const f = await frontend(t, [b]);
   t.equal(await talk(f.boundPort, 'question'), 'b:questionbye');
 });
 
-t.test('PROXY protocol v1 and v2 reach the backend first, with the client address', async (t) => {
+test('PROXY protocol v1 and v2 reach the backend first, with the client address', async (t) => {
   for (const version of ['v1', 'v2'] as const) {
     let header: ReturnType<typeof decode> | undefined;
     let rest = '';
     const b = await backend('b', { onData: (d, s) => { if (!header) { header = decode(d); if (header.kind === 'header') rest += d.subarray(header.length).toString(); } else rest += d.toString(); if (rest === 'data') s.end('ok'); } });
-    const f = new TcpFrontend('127.0.0.1', 0, { ...DEFAULT_TCP_OPTIONS, proxyProtocol: version });
+    const f = newFrontend(t, { ...DEFAULT_TCP_OPTIONS, proxyProtocol: version });
     f.update([{ ip: '127.0.0.1', port: b.port, state: 'ready' }]);
     await f.start();
     t.equal(await talk(f.boundPort, 'data', false), 'ok', `${version}: payload after the header`);
@@ -73,7 +95,7 @@ t.test('PROXY protocol v1 and v2 reach the backend first, with the client addres
   }
 });
 
-t.test('a terminating backend keeps its connection and gets no new one', async (t) => {
+test('a terminating backend keeps its connection and gets no new one', async (t) => {
   const a = await backend('a'); const b = await backend('b');
   t.teardown(async () => { await a.close(); await b.close(); });
   const f = await frontend(t, [a, { port: b.port, state: 'terminating' }]);
@@ -91,15 +113,16 @@ t.test('a terminating backend keeps its connection and gets no new one', async (
   await once(s, 'close');
 });
 
-t.test('idle connections are closed after the idle timeout', async (t) => {
+test('idle connections are closed after the idle timeout', async (t) => {
   const b = await backend('b');
   t.teardown(() => b.close());
   const f = await frontend(t, [b], { idleTimeoutMs: 150 });
   t.equal(await talk(f.boundPort, '', false), 'b:', 'closed by the proxy while the client waited');
+  await until(() => f.snapshot().active === 0); // native ends are reported a moment after the client sees them
   t.same(f.snapshot().errors, { idleTimeout: 1 });
 });
 
-t.test('resets and abrupt clients end one connection, never the process', async (t) => {
+test('resets and abrupt clients end one connection, never the process', async (t) => {
   const rude = await backend('r', { onData: (_d, s) => s.resetAndDestroy() });
   const b = await backend('b');
   t.teardown(async () => { await rude.close(); await b.close(); });
@@ -117,19 +140,20 @@ t.test('resets and abrupt clients end one connection, never the process', async 
   t.equal(f.snapshot().active, 0, 'no connection left behind');
 });
 
-t.test('close drains open connections up to the deadline, then cuts them', async (t) => {
+test('close drains open connections up to the deadline, then cuts them', async (t) => {
   const b = await backend('b');
   t.teardown(() => b.close());
-  const f = new TcpFrontend('127.0.0.1', 0, DEFAULT_TCP_OPTIONS);
+  const f = newFrontend(t, DEFAULT_TCP_OPTIONS);
   f.update([{ ip: '127.0.0.1', port: b.port, state: 'ready' }]);
   await f.start();
   const s = connect({ host: '127.0.0.1', port: f.boundPort });
   s.on('error', () => undefined);
   await once(s, 'data');
+  const cut = once(s, 'close'); // may come before close() resolves
   const started = Date.now();
   await f.close(200);
   t.ok(Date.now() - started >= 150, 'waited for the drain deadline');
-  await once(s, 'close');
+  await cut;
   t.pass('the remaining connection was cut');
   await f.close(); // idempotent
 });
@@ -139,7 +163,7 @@ async function until(fn: () => boolean, ms = 2000) {
   while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
 }
 
-t.test('source ranges and the new-connection rate are enforced and counted', async (t) => {
+test('source ranges and the new-connection rate are enforced and counted', async (t) => {
   const b = await backend('b');
   t.teardown(() => b.close());
   const ranges = parseSourceRanges(['10.0.0.0/8']);
@@ -154,7 +178,7 @@ t.test('source ranges and the new-connection rate are enforced and counted', asy
   t.same(limited.snapshot().errors, { rateLimited: 1 });
 });
 
-t.test('max connections: the one over the limit is closed and counted', async (t) => {
+test('max connections: the one over the limit is closed and counted', async (t) => {
   const b = await backend('b');
   t.teardown(() => b.close());
   const f = await frontend(t, [b], { maxConnections: 2 });
@@ -172,7 +196,7 @@ t.test('max connections: the one over the limit is closed and counted', async (t
   t.equal(await talk(f.boundPort, 'y'), 'b:y', 'room again once they close');
 });
 
-t.test('backpressure: a slow reader holds the backend back instead of filling memory', async (t) => {
+test('backpressure: a slow reader holds the backend back instead of filling memory', async (t) => {
   const total = 64 * 1024 * 1024;
   let written = 0;
   const chunk = Buffer.alloc(64 * 1024, 1);
@@ -207,7 +231,7 @@ t.test('backpressure: a slow reader holds the backend back instead of filling me
   t.equal(got, total, 'every byte arrives once the client reads');
 });
 
-t.test('a removed backend: its connections drain up to the deadline, then are cut', async (t) => {
+test('a removed backend: its connections drain up to the deadline, then are cut', async (t) => {
   const a = await backend('a'); const b = await backend('b');
   t.teardown(async () => { await a.close(); await b.close(); });
   const f = await frontend(t, [a], { backendDrainMs: 150 });
@@ -223,6 +247,8 @@ t.test('a removed backend: its connections drain up to the deadline, then are cu
   const [d] = await once(s, 'data') as [Buffer];
   t.equal(d.toString(), 'still', 'works during the drain');
   await once(s, 'close');
+  // A native relay reports ends from its thread, a moment after the client saw the close.
+  await until(() => f.snapshot().errors['backendRemoved'] === 2);
   t.equal(f.snapshot().errors['backendRemoved'], 2, 'both connections to the removed backend were cut at the deadline');
   await backClosed;
   // A backend removed and re-added within the deadline keeps its connections.
@@ -237,3 +263,11 @@ t.test('a removed backend: its connections drain up to the deadline, then are cu
   t.equal(e.toString(), 'kept', 'a backend back before the deadline is not cut');
   c.destroy();
 });
+
+for (const kind of RELAYS) {
+  t.test(`${kind} relay`, async (t) => {
+    for (const [name, fn] of cases) {
+      await t.test(name, async (t) => { relayKind = kind; await fn(t); });
+    }
+  });
+}
