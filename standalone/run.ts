@@ -62,7 +62,7 @@ export interface ServeOptions {
   readonly until: Promise<void>;
 }
 
-/** Plans, then forwards every allocated TCP Service until `until`; every socket closed after. */
+/** Plans, then forwards every allocated Service until `until`; every socket closed after. */
 export async function serveStandalone(file: string | undefined, out: StandaloneOutput, opts: ServeOptions): Promise<number> {
   const planned = await runStandalone(file, out);
   if (planned.exitCode === 1 || planned.exitCode === 2) return planned.exitCode;
@@ -71,7 +71,8 @@ export async function serveStandalone(file: string | undefined, out: StandaloneO
   for (const s of serving.skipped) out.write(`not forwarded: ${s}\n`);
   // Show traffic flowing: one request through each frontend.
   for (const f of serving.frontends) {
-    const [host, port] = [f.frontend.ip, f.frontend.boundPort];
+    if (f.protocol !== 'TCP') continue;
+    const [host, port] = [f.ip, f.port];
     const answer = await fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.text(), (e: Error) => `no answer (${e.message})`);
     out.write(`GET http://${host}:${port}/ (${f.key}) -> ${answer.trim()}\n`);
   }

@@ -1,46 +1,61 @@
 /**
- * Standalone mode's data plane: a TCP frontend on every allocated IP:port, forwarding to
- * the file's endpoints. On loopback no address needs announcing (all of 127.0.0.0/8 is
- * local on Linux); the speaker work adds ARP/NDP for real interfaces.
+ * Standalone mode's data plane: the speaker's Proxy (speaker/proxy) on every allocated
+ * IP:port, TCP and UDP, forwarding to the file's endpoints. On loopback no address needs
+ * announcing (all of 127.0.0.0/8 is local on Linux); the speaker work adds ARP/NDP for
+ * real interfaces.
  */
 import { createServer, type Server } from 'node:http';
 import { formatIP } from '../lib/ip/address.js';
 import { formatEndpoint } from '../lib/standalone/endpoint.js';
 import type { PlanRow } from '../lib/standalone/plan.js';
-import { DEFAULT_TCP_OPTIONS, TcpFrontend } from '../speaker/proxy/tcp-frontend.js';
+import { Proxy, type Frontend } from '../speaker/proxy/index.js';
+
+export interface Served {
+  /** The Service (`namespace/name`). */
+  readonly key: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly protocol: 'TCP' | 'UDP';
+}
 
 export interface Serving {
-  readonly frontends: readonly { readonly key: string; readonly address: string; readonly frontend: TcpFrontend }[];
-  /** Services we could not serve, and why. */
+  readonly frontends: readonly Served[];
+  /** Frontends we could not serve, and why. */
   readonly skipped: readonly string[];
   close(): Promise<void>;
 }
 
+/** How long open connections may finish when standalone mode stops. */
+const STOP_DRAIN_MS = 1000;
+
 export async function serve(rows: readonly PlanRow[], log: (line: string) => void): Promise<Serving> {
-  const frontends: { key: string; address: string; frontend: TcpFrontend }[] = [];
+  const proxy = new Proxy({ logger: { info: () => undefined, warn: () => undefined } });
+  const wanted: (Frontend & { service: string; endpoints: string })[] = [];
   const skipped: string[] = [];
   for (const row of rows) {
     if (row.status !== 'allocated') continue;
     for (const ip of row.ips) {
       for (const p of row.ports) {
         const address = `${formatIP(ip)}:${p.port}/${p.protocol}`;
-        if (p.protocol !== 'TCP') { skipped.push(`${row.key} ${address}: only TCP is forwarded so far`); continue; }
-        const f = new TcpFrontend(formatIP(ip), p.port, DEFAULT_TCP_OPTIONS, (backend, t) => log(`${row.key}: backend ${backend} ${t}`));
-        f.update(p.endpoints.map((e) => ({ ip: formatIP(e.ip), port: e.port, state: 'ready' as const })));
-        try {
-          await f.start();
-          frontends.push({ key: row.key, address, frontend: f });
-          log(`${row.key}: forwarding ${address} to ${p.endpoints.map(formatEndpoint).join(', ')}`);
-        } catch (err) {
-          skipped.push(`${row.key} ${address}: ${(err as Error).message}`);
-        }
+        if (p.protocol !== 'TCP' && p.protocol !== 'UDP') { skipped.push(`${row.key} ${address}: ${p.protocol} is not forwarded`); continue; }
+        wanted.push({
+          service: row.key, endpoints: p.endpoints.map(formatEndpoint).join(', '), key: `${row.key}:${address}`, ip: formatIP(ip), port: p.port, protocol: p.protocol,
+          backends: p.endpoints.map((e) => ({ ip: formatIP(e.ip), port: e.port, state: 'ready' as const })),
+          options: { drainTimeoutMs: STOP_DRAIN_MS },
+        });
       }
     }
   }
-  return {
-    frontends, skipped,
-    close: async () => { await Promise.all(frontends.map((f) => f.frontend.close(1000))); },
-  };
+  const { failed } = await proxy.apply(wanted);
+  const reasons = new Map(failed.map((f) => [f.key, f.reason]));
+  const frontends: Served[] = [];
+  for (const f of wanted) {
+    const reason = reasons.get(f.key);
+    if (reason) { skipped.push(`${f.key}: ${reason}`); continue; }
+    frontends.push({ key: f.service, ip: f.ip, port: f.port, protocol: f.protocol });
+    log(`${f.service}: forwarding ${f.ip}:${f.port}/${f.protocol} to ${f.endpoints}`);
+  }
+  return { frontends, skipped, close: () => proxy.close() };
 }
 
 /**

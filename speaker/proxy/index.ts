@@ -16,10 +16,12 @@
  */
 import { parseSourceRanges } from '../../lib/proxy/source-ranges.js';
 import { backendId, type BackendAddress } from '../../lib/balancer/backend-pool.js';
-import { DEFAULT_TCP_OPTIONS, TcpFrontend, type FrontendStats, type TcpFrontendOptions } from './tcp-frontend.js';
+import { TcpFrontend } from './tcp-frontend.js';
+import { DEFAULT_TCP_OPTIONS, TcpFrontendBase, type FrontendStats, type TcpFrontendOptions } from './tcp-frontend-base.js';
+import { NativeTcpFrontend } from './native-frontend.js';
 import { DEFAULT_UDP_OPTIONS, UdpFrontend } from './udp-frontend.js';
 import { HealthChecker, type CheckOptions } from './health-checker.js';
-import { createRelay } from './native-relay.js';
+import { createRelay, NativeRelay } from './native-relay.js';
 import type { Relay } from './relay.js';
 import { availableParallelism } from 'node:os';
 
@@ -87,7 +89,7 @@ export interface ProxyStats {
 interface Served {
   readonly spec: Frontend;
   readonly fingerprint: string;
-  readonly engine: TcpFrontend | UdpFrontend;
+  readonly engine: TcpFrontendBase | UdpFrontend;
   readonly checker: HealthChecker | undefined;
   readonly drainMs: number;
 }
@@ -169,7 +171,7 @@ export class Proxy {
       }
     }
     if (this.#served.size > 0 && !this.#sweeper) {
-      this.#sweeper = setInterval(() => { for (const s of this.#served.values()) if (s.engine instanceof TcpFrontend) s.engine.expireAffinity(); }, AFFINITY_SWEEP_MS);
+      this.#sweeper = setInterval(() => { for (const s of this.#served.values()) if (s.engine instanceof TcpFrontendBase) s.engine.expireAffinity(); }, AFFINITY_SWEEP_MS);
     }
     return { failed };
   }
@@ -181,14 +183,18 @@ export class Proxy {
     const check = o.healthCheck ? { ...DEFAULT_HEALTH_CHECK, ...withoutUndefined(o.healthCheck) } : undefined;
     const health = { rise: check?.rise ?? DEFAULT_HEALTH_CHECK.rise, fall: check?.fall ?? DEFAULT_HEALTH_CHECK.fall, ejectOnConnectFailure: o.ejectOnConnectFailure };
     const onTransition = (backend: string, t: 'up' | 'down') => this.#logger.info({ frontend: f.key, backend, health: t }, `backend ${t}`);
-    const engine = f.protocol === 'TCP'
-      ? new TcpFrontend(f.ip, f.port, {
-        balance: o.balance, affinityTimeoutMs: o.affinityTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, idleTimeoutMs: o.idleTimeoutMs,
-        connectAttempts: Math.max(1, o.connectAttempts), maxConnections: o.maxConnections, proxyProtocol: o.proxyProtocol,
-        activeChecks: check !== undefined, health, allowClient: ranges.allows,
-        newConnectionsPerSecond: o.newConnectionsPerSecond, newConnectionsBurst: o.newConnectionsBurst,
-        backendDrainMs: o.drainTimeoutMs, keepAliveMs: o.keepAliveMs,
-      }, onTransition, this.#now, this.#relayForTcp())
+    const tcp: TcpFrontendOptions = {
+      balance: o.balance, affinityTimeoutMs: o.affinityTimeoutMs, connectTimeoutMs: o.connectTimeoutMs, idleTimeoutMs: o.idleTimeoutMs,
+      connectAttempts: Math.max(1, o.connectAttempts), maxConnections: o.maxConnections, proxyProtocol: o.proxyProtocol,
+      activeChecks: check !== undefined, health, allowClient: ranges.allows,
+      newConnectionsPerSecond: o.newConnectionsPerSecond, newConnectionsBurst: o.newConnectionsBurst,
+      backendDrainMs: o.drainTimeoutMs, keepAliveMs: o.keepAliveMs,
+    };
+    const relay = f.protocol === 'TCP' ? this.#relayForTcp() : undefined;
+    // The native relay accepts and connects itself; any other relay gets sockets from Node.
+    const engine = relay instanceof NativeRelay
+      ? new NativeTcpFrontend(f.ip, f.port, tcp, onTransition, this.#now, relay)
+      : relay ? new TcpFrontend(f.ip, f.port, tcp, onTransition, this.#now, relay)
       : new UdpFrontend(f.ip, f.port, {
         balance: o.balance, affinityTimeoutMs: o.affinityTimeoutMs, flowIdleTimeoutMs: o.udpFlowIdleTimeoutMs, maxFlows: Math.max(1, o.udpMaxFlows),
         activeChecks: check !== undefined, health, allowClient: ranges.allows,
@@ -216,7 +222,7 @@ export class Proxy {
 
   #stop(s: Served): void {
     s.checker?.close();
-    const p = s.engine instanceof TcpFrontend ? s.engine.close(s.drainMs) : s.engine.close();
+    const p = s.engine instanceof TcpFrontendBase ? s.engine.close(s.drainMs) : s.engine.close();
     this.#draining.add(p);
     void p.finally(() => this.#draining.delete(p));
   }

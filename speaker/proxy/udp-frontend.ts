@@ -12,7 +12,7 @@ import type { BalanceMode } from '../../lib/balancer/balancer.js';
 import { BackendPool, type BackendAddress } from '../../lib/balancer/backend-pool.js';
 import { FlowTable } from '../../lib/proxy/flow-table.js';
 import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
-import type { FrontendStats } from './tcp-frontend.js';
+import type { FrontendStats } from './tcp-frontend-base.js';
 
 export interface UdpFrontendOptions {
   readonly balance: BalanceMode;

@@ -47,7 +47,7 @@ t.test('serving: traffic flows through every TCP Service, and stopping closes ev
   while (!out.stdout.includes('Ctrl-C to stop') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   t.match(out.stdout, /GET http:\/\/127\.0\.0\.241:8080\/ \(demo\/web\) -> hello from demo backend 127\.0\.0\.1:908[12]/);
   t.match(out.stdout, /GET http:\/\/127\.0\.1\.0:8443\/ \(ops\/admin\) -> hello from demo backend 127\.0\.0\.1:9443/);
-  t.match(out.stdout, /not forwarded: demo\/dns 127\.0\.0\.240:5353\/UDP/);
+  t.match(out.stdout, /demo\/dns: forwarding 127\.0\.0\.240:5353\/UDP to /, 'UDP Services are forwarded too');
   const answer = await (await fetch('http://127.0.0.241:8080/')).text();
   t.match(answer, /hello from demo backend/, 'a client of our own gets through too');
   stop();

@@ -161,8 +161,9 @@ t.test('close() leaves nothing behind and is idempotent; apply after close refus
   const port = p.stats().frontends['ns/c:80/TCP']!.port;
   t.ok(await until(() => p.stats().frontends['ns/c:80/TCP']!.backends[`127.0.0.1:${a.port}`]!.healthy), 'checked healthy');
   const held = await hold(port);
+  const cut = once(held.socket, 'close'); // may come before close() resolves
   await Promise.all([p.close(), p.close()]);
-  await once(held.socket, 'close');
+  await cut;
   t.pass('open connections cut at the drain deadline');
   t.equal(await talk(port), '', 'listener gone');
   t.same(await p.apply([tcp('ns/c:80/TCP', [a.port])]), { failed: [{ key: 'ns/c:80/TCP', reason: 'closed' }] });

@@ -6,28 +6,32 @@ import { parseSourceRanges } from '../../../lib/proxy/source-ranges.js';
 import { echoBackend, talk } from '../../helpers/tcp-peers.js';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { PipeRelay, type Relay } from '../../../speaker/proxy/relay.js';
-import { createRelay } from '../../../speaker/proxy/native-relay.js';
+import { PipeRelay } from '../../../speaker/proxy/relay.js';
+import { createRelay, NativeRelay } from '../../../speaker/proxy/native-relay.js';
+import { NativeTcpFrontend } from '../../../speaker/proxy/native-frontend.js';
+import type { TcpFrontendBase } from '../../../speaker/proxy/tcp-frontend-base.js';
 
 const backend = echoBackend;
 
-// Every case runs once per relay (relay.ts): the same behaviour is owed by both.
-const RELAYS = ['pipe', 'native'] as const;
+// Every case runs on each transport: Node sockets with the pipe relay, Node sockets handed
+// to the native relay, and the native relay accepting and connecting itself.
+const RELAYS = ['pipe', 'handoff', 'native'] as const;
 let relayKind: (typeof RELAYS)[number] = 'pipe';
 const cases: [string, (t: Test) => Promise<unknown>][] = [];
 const test = (name: string, fn: (t: Test) => Promise<unknown>) => { cases.push([name, fn]); };
 
-/** The relay under test, closed with the test. */
-function relayFor(t: Test): Relay {
-  if (relayKind === 'pipe') return new PipeRelay();
+function nativeRelay(t: Test): NativeRelay {
   const { relay, why } = createRelay('native', 2);
-  if (relay.kind !== 'native') throw new Error(`native relay expected: ${why}`);
+  if (!(relay instanceof NativeRelay)) throw new Error(`native relay expected: ${why}`);
   t.teardown(() => relay.close());
   return relay;
 }
 
-function newFrontend(t: Test, opts: TcpFrontendOptions, transitions: string[] = []): TcpFrontend {
-  return new TcpFrontend('127.0.0.1', 0, opts, (b, tr) => transitions.push(`${b} ${tr}`), undefined, relayFor(t));
+function newFrontend(t: Test, opts: TcpFrontendOptions, transitions: string[] = []): TcpFrontendBase {
+  const onTransition = (b: string, tr: string) => { transitions.push(`${b} ${tr}`); };
+  if (relayKind === 'pipe') return new TcpFrontend('127.0.0.1', 0, opts, onTransition, undefined, new PipeRelay());
+  if (relayKind === 'handoff') return new TcpFrontend('127.0.0.1', 0, opts, onTransition, undefined, nativeRelay(t));
+  return new NativeTcpFrontend('127.0.0.1', 0, opts, onTransition, undefined, nativeRelay(t));
 }
 
 async function frontend(t: Test, backends: { port: number; state?: 'ready' | 'terminating' }[], opts: Partial<TcpFrontendOptions> = {}, transitions: string[] = []) {

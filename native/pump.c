@@ -1,0 +1,123 @@
+/*
+ * Moving bytes for one relayed connection. Edge-triggered: `readable` and `writable`
+ * remember what epoll said until a call returns EAGAIN. Backpressure: when the other side
+ * does not take a whole read, the rest waits in `pend` and this direction reads nothing
+ * more until it has drained (at most one CHUNK held per direction).
+ */
+#include "relay.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+void emit(worker *w, double kind, double id, double a, double b, double c, double d, double e, double f) {
+  if (w->nout == w->capout) {
+    size_t cap = w->capout ? w->capout * 2 : 64;
+    report *grown = realloc(w->out, cap * sizeof(report));
+    if (!grown) return; /* out of memory: the report is lost; JavaScript's bound waits cover it */
+    w->out = grown;
+    w->capout = cap;
+  }
+  w->out[w->nout++] = (report){ { kind, id, a, b, c, d, e, f } };
+}
+
+/* Ends a connection: sockets closed (unread data makes the kernel reset, as a cut should). */
+void kill_conn(worker *w, conn *c, int reason, int report_it) {
+  if (c->dead) return;
+  c->dead = 1;
+  if (c->linked) {
+    if (c->prev) c->prev->next = c->next; else w->live = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->linked = 0;
+  }
+  idmap_del(&w->ids, c->id);
+  for (int i = 0; i < 2; i++) {
+    if (c->fd[i] >= 0) {
+      epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd[i], NULL);
+      close(c->fd[i]);
+      c->fd[i] = -1;
+    }
+    free(c->pend[i].buf);
+    c->pend[i].buf = NULL;
+  }
+  if (report_it) {
+    int64_t in = c->bytes[0] - c->header;
+    emit(w, EV_END, (double)c->id, (double)(in < 0 ? 0 : in), (double)c->bytes[1], reason, 0, 0, 0);
+  }
+  c->dnext = w->dead;
+  w->dead = c;
+}
+
+/* Moves what it can in direction d (0: client to upstream). -1: a socket error. */
+static int pump(worker *w, conn *c, int d, int *more, int *moved) {
+  int from = d, to = 1 - d;
+  pending *p = &c->pend[d];
+  int budget = BUDGET;
+  for (;;) {
+    if (p->len) {
+      if (!c->writable[to]) break;
+      ssize_t k = send(c->fd[to], p->buf + p->off, p->len, MSG_NOSIGNAL);
+      if (k < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) { c->writable[to] = 0; break; }
+        if (errno == EINTR) continue;
+        return -1;
+      }
+      p->off += (uint32_t)k;
+      p->len -= (uint32_t)k;
+      c->bytes[d] += k;
+      *moved = 1;
+      if (p->len) { c->writable[to] = 0; break; } /* send buffer full: EPOLLOUT will say when */
+      free(p->buf);
+      p->buf = NULL;
+      p->off = 0;
+      continue;
+    }
+    if (c->eof[d] || !c->readable[from]) break;
+    if (budget-- == 0) { *more = 1; break; }
+    ssize_t n = recv(c->fd[from], w->buf, CHUNK, 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) { c->readable[from] = 0; break; }
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (n == 0) { c->eof[d] = 1; break; }
+    *moved = 1;
+    /* A short read emptied the receive queue; new data raises a new edge. Not after a
+     * FIN was seen: the 0-byte read that reports it raises no edge of its own. */
+    if (n < CHUNK && !c->rdhup[from]) c->readable[from] = 0;
+    ssize_t k = 0;
+    if (c->writable[to]) {
+      k = send(c->fd[to], w->buf, (size_t)n, MSG_NOSIGNAL);
+      if (k < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
+        k = 0;
+      }
+    }
+    c->bytes[d] += k;
+    if (k < n) {
+      p->buf = malloc((size_t)(n - k));
+      if (!p->buf) return -1;
+      memcpy(p->buf, w->buf + k, (size_t)(n - k));
+      p->off = 0;
+      p->len = (uint32_t)(n - k);
+      c->writable[to] = 0;
+    }
+  }
+  if (c->eof[d] && !p->len && !c->shut[d]) {
+    shutdown(c->fd[to], SHUT_WR); /* half-close crosses the relay */
+    c->shut[d] = 1;
+  }
+  return 0;
+}
+
+void service(worker *w, conn *c, int64_t now) {
+  if (c->dead || c->state != S_RELAYING) return;
+  int more = 0, moved = 0;
+  for (int d = 0; d < 2; d++) {
+    if (pump(w, c, d, &more, &moved) < 0) { kill_conn(w, c, R_RESET, 1); return; }
+  }
+  if (c->shut[0] && c->shut[1]) { kill_conn(w, c, R_DONE, 1); return; }
+  if (moved) c->last_ms = now;
+  if (more && !c->queued) { c->queued = 1; c->rnext = w->ready; w->ready = c; }
+}

@@ -1,0 +1,135 @@
+/*
+ * Beacon's native relay, shared declarations. Layout:
+ *   pump.c    moving bytes for one connection (edge-triggered, backpressure, half-close)
+ *   worker.c  the epoll threads: commands, accept, connect, timeouts, reports
+ *   addon.c   the N-API surface JavaScript calls
+ * JavaScript decides (which client may connect, which backend, what header); these threads
+ * do the I/O. Every conn is owned by exactly one worker thread; other threads only post
+ * commands to it.
+ */
+#ifndef BEACON_RELAY_H
+#define BEACON_RELAY_H
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* One read: Node's stream chunk size too, so a blocked direction holds at most this much. */
+#define CHUNK (64 * 1024)
+#define MAX_EVENTS 256
+/* Reads per direction per wake-up before other connections get a turn (fairness). */
+#define BUDGET 16
+/* Timeouts are checked a few times per the shortest one, within these bounds (ms). */
+#define SCAN_MIN_MS 10
+#define SCAN_MAX_MS 1000
+/* Accepts per listener per wake-up; the listener is level-triggered, so the rest follow. */
+#define ACCEPT_BUDGET 64
+/* After EMFILE/ENFILE the listener rests this long instead of spinning on a full table (ms). */
+#define ACCEPT_PAUSE_MS 100
+/* Worker index lives in the low 4 bits of every connection id. */
+#define MAX_WORKERS 16
+
+/* Reasons a connection ended, reported to JavaScript (native-relay.ts REASONS). */
+enum { R_DONE = 0, R_RESET = 1, R_IDLE = 2, R_CUT = 3 };
+/* Reports to JavaScript, 8 doubles each: [kind, id, a, b, c, d, e, f]. */
+enum { EV_END = 0, EV_ACCEPTED = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3 };
+enum { S_WAITING, S_CONNECTING, S_RELAYING };
+enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLISTEN };
+
+typedef struct pending { char *buf; uint32_t off, len; } pending;
+
+typedef struct conn {
+  int fd[2];            /* 0: client, 1: upstream (-1 until connected) */
+  uint64_t id;
+  int state;
+  int64_t bytes[2];     /* 0: client -> upstream, 1: upstream -> client */
+  int64_t header;       /* PROXY header bytes queued ahead of the client's, not counted as its */
+  pending pend[2];      /* read but not yet accepted by the other side, per direction */
+  uint8_t readable[2], writable[2], rdhup[2], eof[2], shut[2];
+  uint8_t reg[2];       /* descriptor is in the worker's epoll set */
+  uint8_t dead, queued, linked;
+  int64_t last_ms, idle_ms;
+  int64_t deadline_ms;  /* connecting: give up at this time */
+  int64_t started_us;   /* connecting: when connect() was called */
+  struct conn *prev, *next;  /* live list (relaying and connecting) */
+  struct conn *rnext;        /* ready list: budget ran out, more to read */
+  struct conn *dnext;        /* dead list: freed after the event batch */
+} conn;
+
+typedef struct listener {
+  int fd;
+  double id;
+  int keepalive_s;
+  int refs;             /* workers still holding it in their epoll set */
+  struct listener *next; /* the relay's list (JavaScript thread only) */
+} listener;
+
+typedef struct cmd {
+  int kind;
+  conn *c;
+  uint64_t id;
+  listener *l;
+  struct sockaddr_storage to;
+  socklen_t tolen;
+  int64_t timeout_ms, idle_ms;
+  int keepalive_s;
+  char *header;
+  uint32_t hlen;
+  struct cmd *next;
+} cmd;
+
+typedef struct report { double v[8]; } report;
+typedef struct batch { size_t n; report r[]; } batch;
+
+/* id -> conn, open addressing with backward-shift deletion; worker thread only. */
+typedef struct idmap { uint64_t *keys; conn **vals; size_t cap, size; } idmap;
+
+struct relay;
+typedef struct worker {
+  struct relay *relay;
+  int index;
+  pthread_t thread;
+  int started;
+  int ep, efd;
+  pthread_mutex_t mu;
+  cmd *head, *tail;
+  int stopping;
+  conn *live, *ready, *dead;
+  idmap ids;
+  uint64_t next_serial;
+  listener *listeners[64];
+  int nlisteners;
+  int64_t accept_paused_until;
+  char *buf;
+  report *out;
+  size_t nout, capout;
+  int64_t scan_ms, next_scan;
+} worker;
+
+typedef struct relay {
+  worker *w;
+  int n;
+  int closed;
+  napi_threadsafe_function tsfn;
+  listener *listeners;
+} relay;
+
+/* pump.c */
+void service(worker *w, conn *c, int64_t now);
+void kill_conn(worker *w, conn *c, int reason, int report_it);
+void emit(worker *w, double kind, double id, double a, double b, double c, double d, double e, double f);
+
+/* worker.c */
+void *worker_run(void *arg);
+void post(worker *w, cmd *q);
+uint64_t new_id(worker *w);
+int idmap_put(idmap *m, uint64_t key, conn *c);
+conn *idmap_get(idmap *m, uint64_t key);
+void idmap_del(idmap *m, uint64_t key);
+int64_t now_ms(void);
+int64_t now_us(void);
+void free_cmd(cmd *q);
+
+#endif

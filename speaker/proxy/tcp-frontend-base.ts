@@ -1,0 +1,225 @@
+/**
+ * What every TCP frontend (a Service's IP:port) does whatever carries its bytes: who may
+ * connect (source ranges, new-connection rate, max connections), which backend (BackendPool:
+ * balancing and health), the PROXY header, and the counters. Connections to a backend that
+ * went away drain until `backendDrainMs`; close() drains until its deadline, then cuts.
+ * Two transports extend it: tcp-frontend.ts (Node's net, any Relay) and native-frontend.ts
+ * (the native relay accepts and connects itself).
+ */
+import type { BalanceMode } from '../../lib/balancer/balancer.js';
+import { BackendPool, type BackendAddress, type BackendStats, type PoolPick } from '../../lib/balancer/backend-pool.js';
+import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
+import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
+import { TokenBucket } from '../../lib/proxy/rate-limit.js';
+import type { RelayEnd } from './relay.js';
+
+export type Backend = BackendAddress;
+
+export interface TcpFrontendOptions {
+  readonly balance: BalanceMode;
+  readonly affinityTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  /** Both directions quiet this long: the connection is closed (HAProxy's timeout client/server). */
+  readonly idleTimeoutMs: number;
+  /** Connect attempts per client connection, each on a different backend. */
+  readonly connectAttempts: number;
+  readonly maxConnections: number;
+  readonly proxyProtocol: 'v1' | 'v2' | undefined;
+  /** False: backends are healthy until traffic or a check says otherwise (no active checks). */
+  readonly activeChecks: boolean;
+  /** Rise/fall thresholds and passive ejection (lib/health). */
+  readonly health: HealthOptions;
+  /** spec.loadBalancerSourceRanges, parsed (lib/proxy/source-ranges.ts). */
+  readonly allowClient: (client: string) => boolean;
+  /** New connections per second and the burst allowed above it; 0: no limit. */
+  readonly newConnectionsPerSecond: number;
+  readonly newConnectionsBurst: number;
+  /** Connections to a backend that left the endpoint list may finish for this long, then are cut. */
+  readonly backendDrainMs: number;
+  /** TCP keep-alive probes after this much silence, so dead peers are found (Linux's default is 2 h). */
+  readonly keepAliveMs: number;
+}
+
+export const DEFAULT_TCP_OPTIONS: TcpFrontendOptions = {
+  balance: 'roundRobin', affinityTimeoutMs: 0, connectTimeoutMs: 3000, idleTimeoutMs: 300_000,
+  connectAttempts: 3, maxConnections: 50_000, proxyProtocol: undefined, activeChecks: false,
+  health: DEFAULT_HEALTH,
+  allowClient: () => true, newConnectionsPerSecond: 0, newConnectionsBurst: 0,
+  backendDrainMs: 30_000, keepAliveMs: 60_000,
+};
+
+/**
+ * After cutting what is left on close, how long to wait for a native relay's reports (they
+ * come from its threads within milliseconds; the bound only guards against a lost one).
+ */
+const CUT_REPORT_MS = 1000;
+
+export interface FrontendStats {
+  active: number;
+  total: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** By reason: connectFailed, noHealthyBackend, noBackend, idleTimeout, reset, cut, sourceDenied, rateLimited, maxConnections. */
+  errors: Record<string, number>;
+  backends: Record<string, BackendStats>;
+}
+
+export abstract class TcpFrontendBase {
+  readonly #pool: BackendPool;
+  /** Relayed connections. */
+  #active = 0;
+  /** Accepted clients whose backend is still being connected (maxConnections counts them too). */
+  #connecting = 0;
+  /** Called when no connection is relayed or connecting any more (close() waits on it). */
+  #onIdle: (() => void) | undefined;
+  /** Per backend, how to cut each of its open connections (for draining a removed backend). */
+  readonly #cutters = new Map<string, Set<(reason?: string) => void>>();
+  readonly #drainTimers = new Set<NodeJS.Timeout>();
+  readonly #bucket: TokenBucket | undefined;
+  protected closing = false;
+  readonly stats: FrontendStats = { active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, backends: {} };
+
+  constructor(
+    readonly ip: string,
+    readonly port: number,
+    protected readonly options: TcpFrontendOptions,
+    onTransition: (backend: string, t: 'up' | 'down') => void = () => undefined,
+    protected readonly now: () => number = () => performance.now(),
+  ) {
+    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, onTransition);
+    if (options.newConnectionsPerSecond > 0) {
+      this.#bucket = new TokenBucket(options.newConnectionsPerSecond, Math.max(1, options.newConnectionsBurst), now());
+    }
+  }
+
+  abstract start(): Promise<void>;
+  abstract get boundPort(): number;
+  /** Stops accepting; resolves when the listener is gone. */
+  protected abstract stopListening(): Promise<void>;
+  /** Ends clients accepted but not yet relayed. */
+  protected abstract abortPending(): void;
+
+  update(backends: readonly Backend[]): void {
+    this.#pool.update(backends);
+    for (const [id, cutters] of this.#cutters) {
+      if (this.#pool.has(id) || cutters.size === 0) continue;
+      const timer = setTimeout(() => {
+        this.#drainTimers.delete(timer);
+        if (this.#pool.has(id)) return; // it came back meanwhile
+        for (const cut of [...(this.#cutters.get(id) ?? [])]) cut('backendRemoved');
+      }, this.options.backendDrainMs);
+      this.#drainTimers.add(timer);
+    }
+  }
+
+  /** An active check's result for `backend` (`ip:port`). */
+  checkResult(backend: string, pass: boolean): void {
+    this.#pool.checkResult(backend, pass);
+  }
+
+  backendIds(): string[] {
+    return this.#pool.addresses().map((a) => a.id);
+  }
+
+  /** Drops expired ClientIP affinity entries; the owner calls it now and then. */
+  expireAffinity(): void {
+    this.#pool.expireAffinity(this.now());
+  }
+
+  /**
+   * Stops accepting; open connections get `drainMs` to finish, then are cut. Resolves when
+   * every connection has ended (its counters are in). Idempotent.
+   */
+  async close(drainMs = 0): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const stopped = this.stopListening();
+    if (drainMs > 0) await this.#idle(drainMs);
+    for (const t of this.#drainTimers) clearTimeout(t);
+    this.#drainTimers.clear();
+    this.abortPending();
+    for (const cutters of this.#cutters.values()) for (const cut of [...cutters]) cut();
+    // A native relay reports cuts from its own thread: wait for them, briefly.
+    await this.#idle(CUT_REPORT_MS);
+    await stopped;
+  }
+
+  /** Resolves when no connection is relayed or connecting any more, or after `ms`. */
+  async #idle(ms: number): Promise<void> {
+    if (this.#active + this.#connecting === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.#onIdle = resolve;
+      timer = setTimeout(resolve, ms);
+    });
+    clearTimeout(timer);
+    this.#onIdle = undefined;
+  }
+
+  /** A new client: undefined when it may go on (then counted as connecting), else why not (counted). */
+  protected admit(clientIp: string): string | undefined {
+    let refused: string | undefined;
+    if (!this.options.allowClient(clientIp)) refused = 'sourceDenied';
+    else if (this.#bucket && !this.#bucket.take(this.now())) refused = 'rateLimited';
+    else if (this.#active + this.#connecting >= this.options.maxConnections) refused = 'maxConnections';
+    if (refused) { this.error(refused); return refused; }
+    this.stats.total++;
+    this.#connecting++;
+    return undefined;
+  }
+
+  /** The client admitted by admit() is relayed now, or was given up. */
+  protected settled(): void {
+    this.#connecting--;
+    if (this.#active + this.#connecting === 0) this.#onIdle?.();
+  }
+
+  protected pick(clientIp: string, tried: ReadonlySet<string>): PoolPick {
+    return this.#pool.pick(clientIp, this.now(), tried);
+  }
+
+  /** Real traffic could not reach `backend` (passive health). */
+  protected connectFailed(backend: string): void {
+    this.#pool.connectFailed(backend);
+  }
+
+  protected proxyHeader(sourceAddress: string, sourcePort: number): Buffer | undefined {
+    const version = this.options.proxyProtocol;
+    if (!version) return undefined;
+    const conn = { protocol: 'TCP' as const, sourceAddress, sourcePort, destinationAddress: this.ip, destinationPort: this.boundPort };
+    return version === 'v1' ? encodeV1(conn) : encodeV2(conn);
+  }
+
+  /**
+   * A connection to `backend` is relayed; `relayCut` ends it. Returns what the relay calls
+   * at its end. Only numbers and strings are kept for then: the sockets may be long gone.
+   */
+  protected relayed(backend: string, connectMs: number, relayCut: () => void): (end: RelayEnd) => void {
+    this.#pool.opened(backend, connectMs);
+    this.#active++;
+    const mine = this.#cutters.get(backend) ?? new Set<(reason?: string) => void>();
+    this.#cutters.set(backend, mine);
+    let cutReason: string | undefined;
+    const cut = (reason?: string) => { cutReason ??= reason; relayCut(); };
+    mine.add(cut);
+    return (end: RelayEnd) => {
+      const reason = end.reason === 'cut' ? cutReason ?? 'cut' : end.reason === 'done' ? undefined : end.reason;
+      if (reason) this.error(reason);
+      this.#active--;
+      this.#pool.closed(backend, end.bytesIn, end.bytesOut, reason);
+      this.stats.bytesIn += end.bytesIn;
+      this.stats.bytesOut += end.bytesOut;
+      mine.delete(cut);
+      if (mine.size === 0 && this.#cutters.get(backend) === mine) this.#cutters.delete(backend);
+      if (this.#active + this.#connecting === 0) this.#onIdle?.();
+    };
+  }
+
+  protected error(reason: string): void {
+    this.stats.errors[reason] = (this.stats.errors[reason] ?? 0) + 1;
+  }
+
+  snapshot(): FrontendStats {
+    return { ...this.stats, errors: { ...this.stats.errors }, active: this.#active, backends: this.#pool.stats() };
+  }
+}
