@@ -117,9 +117,6 @@ export abstract class TcpFrontendBase {
     this.#pool.checkResult(backend, pass);
   }
 
-  backendIds(): string[] {
-    return this.#pool.addresses().map((a) => a.id);
-  }
 
   /** Drops expired ClientIP affinity entries; the owner calls it now and then. */
   expireAffinity(): void {

@@ -82,9 +82,6 @@ export class UdpFrontend {
     this.#pool.checkResult(backend, pass);
   }
 
-  backendIds(): string[] {
-    return this.#pool.addresses().map((a) => a.id);
-  }
 
   async start(): Promise<void> {
     const socket = createSocket({ type: isIPv6(this.ip) ? 'udp6' : 'udp4', recvBufferSize: 4 * MAX_DATAGRAM });
