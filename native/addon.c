@@ -286,6 +286,12 @@ static cmd *id_cmd(napi_env env, napi_value vr, napi_value vid, int kind, relay 
   return q;
 }
 
+/* To the worker that owns connection q->id (its index is in the id's low bits). */
+static void post_to_owner(relay *r, cmd *q) {
+  if ((int)(q->id & (MAX_WORKERS - 1)) >= r->n) { free_cmd(q); return; } /* not an id of ours */
+  post(&r->w[q->id & (MAX_WORKERS - 1)], q);
+}
+
 static napi_value js_connect(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
@@ -307,8 +313,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   q->timeout_ms = (int64_t)timeout;
   q->idle_ms = (int64_t)idle;
   q->keepalive_s = keepalive;
-  if ((int)(q->id & (MAX_WORKERS - 1)) >= r->n) { free_cmd(q); return NULL; } /* not an id of ours */
-  post(&r->w[q->id & (MAX_WORKERS - 1)], q);
+  post_to_owner(r, q);
   return NULL;
 }
 
@@ -320,8 +325,7 @@ static napi_value js_simple(napi_env env, napi_callback_info info, int kind) {
   relay *r;
   cmd *q = id_cmd(env, argv[0], argv[1], kind, &r);
   if (!q) return NULL;
-  if ((int)(q->id & (MAX_WORKERS - 1)) >= r->n) { free_cmd(q); return NULL; } /* not an id of ours */
-  post(&r->w[q->id & (MAX_WORKERS - 1)], q);
+  post_to_owner(r, q);
   return NULL;
 }
 
