@@ -29,7 +29,9 @@ export interface Serving {
 const STOP_DRAIN_MS = 1000;
 
 export async function serve(rows: readonly PlanRow[], log: (line: string) => void): Promise<Serving> {
-  const proxy = new Proxy({ logger: { info: () => undefined, warn: () => undefined } });
+  // Backend health changes are worth a line on the console; the rest is in the table.
+  const note = (o: { frontend?: string; backend?: string; health?: string }, msg: string) => { if (o.health) log(`${o.frontend}: ${msg} ${o.backend}`); };
+  const proxy = new Proxy({ logger: { info: note, warn: note } });
   const wanted: (Frontend & { service: string; endpoints: string })[] = [];
   const skipped: string[] = [];
   for (const row of rows) {

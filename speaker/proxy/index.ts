@@ -138,10 +138,6 @@ export class Proxy {
     return this.#relay;
   }
 
-  /** `native` or `pipe` once a TCP frontend has opened; undefined before. */
-  get relayKind(): 'native' | 'pipe' | undefined {
-    return this.#relay?.kind;
-  }
 
   apply(frontends: readonly Frontend[]): Promise<ApplyResult> {
     const run = this.#queue.then(() => this.#apply(frontends));

@@ -98,9 +98,9 @@ export class TcpFrontend extends TcpFrontendBase {
       if (client.destroyed) { settled(); upstream.destroy(); return; }
       this.#sockets.delete(client); // the relay owns it now; close() cuts through the relay
       const header = this.proxyHeader(client.remoteAddress ?? '', client.remotePort ?? 0);
-      let relayCut = () => undefined as void;
+      let relayCut: (() => void) | undefined;
       // relayed() before settled(): the count of open connections never dips to 0 between.
-      const onEnd = this.relayed(id, this.now() - started, () => relayCut());
+      const onEnd = this.relayed(id, this.now() - started, () => relayCut?.());
       settled();
       relayCut = this.relay.relay(client, upstream, { idleTimeoutMs: this.options.idleTimeoutMs, header }, onEnd);
     });

@@ -27,11 +27,11 @@ function nativeRelay(t: Test): NativeRelay {
   return relay;
 }
 
-function newFrontend(t: Test, opts: TcpFrontendOptions, transitions: string[] = []): TcpFrontendBase {
+function newFrontend(t: Test, opts: TcpFrontendOptions, transitions: string[] = [], now?: () => number): TcpFrontendBase {
   const onTransition = (b: string, tr: string) => { transitions.push(`${b} ${tr}`); };
-  if (relayKind === 'pipe') return new TcpFrontend('127.0.0.1', 0, opts, onTransition, undefined, new PipeRelay());
-  if (relayKind === 'handoff') return new TcpFrontend('127.0.0.1', 0, opts, onTransition, undefined, nativeRelay(t));
-  return new NativeTcpFrontend('127.0.0.1', 0, opts, onTransition, undefined, nativeRelay(t));
+  if (relayKind === 'pipe') return new TcpFrontend('127.0.0.1', 0, opts, onTransition, now, new PipeRelay());
+  if (relayKind === 'handoff') return new TcpFrontend('127.0.0.1', 0, opts, onTransition, now, nativeRelay(t));
+  return new NativeTcpFrontend('127.0.0.1', 0, opts, onTransition, now, nativeRelay(t));
 }
 
 async function frontend(t: Test, backends: { port: number; state?: 'ready' | 'terminating' }[], opts: Partial<TcpFrontendOptions> = {}, transitions: string[] = []) {
@@ -41,6 +41,23 @@ async function frontend(t: Test, backends: { port: number; state?: 'ready' | 'te
   t.teardown(() => f.close());
   return f;
 }
+
+test('ClientIP affinity holds until its timeout, then the client is balanced again', async (t) => {
+  const a = await backend('a'); const b = await backend('b');
+  t.teardown(async () => { await a.close(); await b.close(); });
+  let clock = 0;
+  const f = newFrontend(t, { ...DEFAULT_TCP_OPTIONS, affinityTimeoutMs: 1000 }, [], () => clock);
+  f.update([a, b].map((x) => ({ ip: '127.0.0.1', port: x.port, state: 'ready' as const })));
+  await f.start();
+  t.teardown(() => f.close());
+  const first = (await talk(f.boundPort, 'x')).split(':')[0];
+  const again = [];
+  for (let i = 0; i < 3; i++) again.push((await talk(f.boundPort, 'x')).split(':')[0]);
+  t.same(again, [first, first, first], 'the same client sticks to its backend');
+  clock = 1001;
+  f.expireAffinity();
+  t.not((await talk(f.boundPort, 'x')).split(':')[0], first, 'after the timeout, round-robin moves it on');
+});
 
 test('round-robin across ready backends', async (t) => {
   const a = await backend('a'); const b = await backend('b');
