@@ -27,7 +27,16 @@ export interface BackendStats {
   /** Sum and count of connect latencies in ms; their ratio is the mean. */
   connectMsSum: number;
   connectCount: number;
+  /** Connects that took at most CONNECT_BUCKETS_MS[i] ms and more than the bound before (not cumulative). */
+  connectBuckets: number[];
 }
+
+/**
+ * Connect latency histogram bounds in ms. A connect on one LAN takes well under a
+ * millisecond; the top bounds reach the default connect timeout (3 s), where a SYN
+ * retransmission (1 s initial RTO, RFC 6298 §2.1) shows up as a jump.
+ */
+export const CONNECT_BUCKETS_MS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
 
 export interface PoolOptions {
   readonly balancer: BalancerOptions;
@@ -71,7 +80,7 @@ export class BackendPool {
       this.#entries.set(id, {
         address: b,
         health: new BackendHealth(this.options.health, healthy),
-        stats: { state: b.state, healthy, active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, connectMsSum: 0, connectCount: 0 },
+        stats: { state: b.state, healthy, active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, connectMsSum: 0, connectCount: 0, connectBuckets: CONNECT_BUCKETS_MS.map(() => 0) },
       });
     }
     for (const id of this.#entries.keys()) if (!ids.has(id)) this.#entries.delete(id);
@@ -99,7 +108,12 @@ export class BackendPool {
     this.#balancer.opened(id);
     e.stats.active++;
     e.stats.total++;
-    if (connectMs !== undefined) { e.stats.connectMsSum += connectMs; e.stats.connectCount++; }
+    if (connectMs !== undefined) {
+      e.stats.connectMsSum += connectMs;
+      e.stats.connectCount++;
+      const i = CONNECT_BUCKETS_MS.findIndex((bound) => connectMs <= bound);
+      if (i >= 0) e.stats.connectBuckets[i]!++;
+    }
   }
 
   /** A connection or flow ended; its bytes and, if it ended badly, why. */
@@ -137,7 +151,7 @@ export class BackendPool {
   /** A copy of every backend's counters. */
   stats(): Record<string, BackendStats> {
     const out: Record<string, BackendStats> = {};
-    for (const [id, e] of this.#entries) out[id] = { ...e.stats, healthy: e.health.healthy, errors: { ...e.stats.errors } };
+    for (const [id, e] of this.#entries) out[id] = { ...e.stats, healthy: e.health.healthy, errors: { ...e.stats.errors }, connectBuckets: [...e.stats.connectBuckets] };
     return out;
   }
 

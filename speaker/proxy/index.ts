@@ -63,13 +63,16 @@ export const DEFAULT_FRONTEND_OPTIONS: FrontendOptions = {
 export const DEFAULT_HEALTH_CHECK: HealthCheckOptions = { intervalMs: 2000, timeoutMs: 2000, rise: 2, fall: 3 };
 
 export interface Frontend {
-  /** `namespace/name:port/protocol`, stable across applies. */
+  /** `namespace/name:ip:port/protocol`, stable across applies. */
   readonly key: string;
+  /** The Service (`namespace/name`) it serves, for metric labels; default: the key. */
+  readonly service?: string;
   readonly ip: string;
   readonly port: number;
   readonly protocol: 'TCP' | 'UDP';
   readonly backends: readonly BackendAddress[];
-  readonly options: Partial<FrontendOptions>;
+  /** Unset fields take DEFAULT_FRONTEND_OPTIONS (and DEFAULT_HEALTH_CHECK inside healthCheck). */
+  readonly options: Partial<Omit<FrontendOptions, 'healthCheck'>> & { readonly healthCheck?: Partial<HealthCheckOptions> | undefined };
 }
 
 export interface ProxyLogger {
@@ -83,7 +86,7 @@ export interface ApplyResult {
 }
 
 export interface ProxyStats {
-  readonly frontends: Record<string, FrontendStats & { protocol: 'TCP' | 'UDP'; ip: string; port: number; flows?: number; evictions?: number }>;
+  readonly frontends: Record<string, FrontendStats & { service: string; protocol: 'TCP' | 'UDP'; ip: string; port: number; flows?: number; evictions?: number }>;
 }
 
 interface Served {
@@ -173,7 +176,7 @@ export class Proxy {
   }
 
   async #open(f: Frontend): Promise<string | undefined> {
-    const o: FrontendOptions = { ...DEFAULT_FRONTEND_OPTIONS, ...withoutUndefined(f.options) };
+    const o = { ...DEFAULT_FRONTEND_OPTIONS, ...withoutUndefined(f.options) };
     const ranges = parseSourceRanges(o.sourceRanges);
     if (!ranges.ok) return `invalidSourceRanges: ${ranges.problems.join('; ')}`;
     const check = o.healthCheck ? { ...DEFAULT_HEALTH_CHECK, ...withoutUndefined(o.healthCheck) } : undefined;
@@ -226,7 +229,7 @@ export class Proxy {
   stats(): ProxyStats {
     const frontends: ProxyStats['frontends'] = {};
     for (const [key, s] of this.#served) {
-      frontends[key] = { ...s.engine.snapshot(), protocol: s.spec.protocol, ip: s.spec.ip, port: s.engine.boundPort };
+      frontends[key] = { ...s.engine.snapshot(), service: s.spec.service ?? key, protocol: s.spec.protocol, ip: s.spec.ip, port: s.engine.boundPort };
     }
     return { frontends };
   }

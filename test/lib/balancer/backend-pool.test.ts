@@ -1,5 +1,5 @@
 import t from 'tap';
-import { BackendPool, backendId, type BackendAddress } from '../../../lib/balancer/backend-pool.js';
+import { BackendPool, CONNECT_BUCKETS_MS, backendId, type BackendAddress } from '../../../lib/balancer/backend-pool.js';
 import { DEFAULT_HEALTH } from '../../../lib/health/health.js';
 
 const addr = (port: number, state: 'ready' | 'terminating' = 'ready'): BackendAddress => ({ ip: '10.0.0.1', port, state });
@@ -37,7 +37,7 @@ t.test('pool scenario: each row builds on the last', async (t) => {
   }
   t.equal(JSON.stringify(input), frozen, 'input not mutated');
   const s = pool.stats();
-  t.same(s[a], { state: 'ready', healthy: false, active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, connectMsSum: 0, connectCount: 0 }, 'a re-added backend starts from zero');
+  t.same(s[a], { state: 'ready', healthy: false, active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, connectMsSum: 0, connectCount: 0, connectBuckets: CONNECT_BUCKETS_MS.map(() => 0) }, 'a re-added backend starts from zero');
   t.equal(s[b]!.state, 'ready');
   t.equal(pool.isHealthy(b), true);
   t.equal(pool.isHealthy('nope'), false);
@@ -51,13 +51,17 @@ t.test('counters: connect latency, bytes, errors by reason', async (t) => {
   const id = '10.0.0.1:1';
   pool.opened(id, 2);
   pool.opened(id, 4);
+  pool.opened(id, 9000); // past the top bound: counted, in no bucket but +Inf
   pool.opened(id);
   pool.closed(id, 100, 200, 'reset');
   pool.closed(id, 1, 2);
   pool.closed(id, 0, 0);
+  pool.closed(id, 0, 0);
   pool.closed(id, 0, 0); // one too many: active never goes negative
   const s = pool.stats()[id]!;
-  t.same(s, { state: 'ready', healthy: true, active: 0, total: 3, bytesIn: 101, bytesOut: 202, errors: { reset: 1 }, connectMsSum: 6, connectCount: 2 });
+  const buckets = CONNECT_BUCKETS_MS.map((bound) => (bound === 2.5 || bound === 5 ? 1 : 0));
+  t.same(s, { state: 'ready', healthy: true, active: 0, total: 4, bytesIn: 101, bytesOut: 202, errors: { reset: 1 }, connectMsSum: 9006, connectCount: 3, connectBuckets: buckets },
+    '2 ms lands under 2.5, 4 ms under 5');
   s.errors['reset'] = 99;
   t.equal(pool.stats()[id]!.errors['reset'], 1, 'stats() hands out copies');
   t.same(pool.pick('c', 0), { id, address: addr(1) });
