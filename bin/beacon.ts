@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { runStandalone, serveStandalone } from '../standalone/run.js';
 import { DEFAULT_FLAGS, runController } from '../controller/main.js';
+import { DEFAULT_SPEAKER_FLAGS, runSpeaker } from '../speaker/main.js';
 
 const USAGE = `usage: beacon <command> [options]
 
@@ -26,6 +27,16 @@ commands:
       --listen HOST:PORT         ${DEFAULT_FLAGS.listen} (/metrics, /healthz, /readyz)
       --log-level LEVEL          ${DEFAULT_FLAGS.logLevel}
       --workers N                ${DEFAULT_FLAGS.workers} concurrent reconciles
+  speaker [options]            on this node, forward TCP and UDP for the LoadBalancer
+                               Services whose IPs the node holds, to their ready
+                               endpoints; options, with defaults:
+      --kubeconfig FILE          in-cluster config, else $KUBECONFIG or ~/.kube/config
+      --node NAME                $NODE_NAME or the host name
+      --load-balancer-class C    ${DEFAULT_SPEAKER_FLAGS.loadBalancerClass}
+      --serve-unclassed          also serve LoadBalancer Services with no class
+      --listen HOST:PORT         ${DEFAULT_SPEAKER_FLAGS.listen} (/metrics, /healthz, /readyz)
+      --log-level LEVEL          ${DEFAULT_SPEAKER_FLAGS.logLevel}
+      --relay native|pipe        ${DEFAULT_SPEAKER_FLAGS.relay} (pipe: Node streams, no C addon)
   help                         this text
 `;
 
@@ -65,6 +76,26 @@ async function main(argv: string[]): Promise<number> {
         listen: v.listen ?? DEFAULT_FLAGS.listen,
         logLevel: v['log-level'] ?? DEFAULT_FLAGS.logLevel,
         workers: num(v.workers, DEFAULT_FLAGS.workers),
+      });
+    }
+    case 'speaker': {
+      const { values: v } = parseArgs({
+        args: rest, strict: true,
+        options: {
+          kubeconfig: { type: 'string' }, node: { type: 'string' }, 'load-balancer-class': { type: 'string' }, 'serve-unclassed': { type: 'boolean' },
+          listen: { type: 'string' }, 'log-level': { type: 'string' }, relay: { type: 'string' },
+        },
+      });
+      if (v.relay !== undefined && v.relay !== 'native' && v.relay !== 'pipe') throw Object.assign(new Error(`--relay: "${v.relay}" is not native or pipe`), { code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' });
+      return runSpeaker({
+        ...DEFAULT_SPEAKER_FLAGS,
+        ...(v.kubeconfig !== undefined ? { kubeconfig: v.kubeconfig } : {}),
+        node: v.node ?? DEFAULT_SPEAKER_FLAGS.node,
+        loadBalancerClass: v['load-balancer-class'] ?? DEFAULT_SPEAKER_FLAGS.loadBalancerClass,
+        serveUnclassed: v['serve-unclassed'] ?? false,
+        listen: v.listen ?? DEFAULT_SPEAKER_FLAGS.listen,
+        logLevel: v['log-level'] ?? DEFAULT_SPEAKER_FLAGS.logLevel,
+        relay: (v.relay as 'native' | 'pipe' | undefined) ?? DEFAULT_SPEAKER_FLAGS.relay,
       });
     }
     case undefined:

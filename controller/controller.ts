@@ -14,8 +14,8 @@ import { ALLOCATED_FROM_POOL } from '../lib/service/annotations.js';
 import { eligibility, type ClassPolicy } from '../lib/service/class.js';
 import type { Service } from '../lib/service/types.js';
 import { toServiceRequest } from '../lib/service/request.js';
-import { Informer, objectKey, type KubeObject, type ListWatchSource } from './kube/informer.js';
-import { statusOf, type ControllerAPI } from './kube/client.js';
+import { Informer, objectKey, type KubeObject, type ListWatchSource } from '../kube/informer.js';
+import { statusOf, type ControllerAPI } from '../kube/client.js';
 import type { ControllerMetrics } from './metrics.js';
 
 export interface ControllerSources {

@@ -7,7 +7,7 @@
  */
 import { decide, observe, releasedSpec, type LeaseSpec, type Observation } from '../lib/election/lease.js';
 import type { Scheduler } from '../lib/controller/workqueue.js';
-import type { ControllerAPI } from './kube/client.js';
+import type { ControllerAPI } from '../kube/client.js';
 
 export interface LeaderOptions {
   readonly namespace: string;

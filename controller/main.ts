@@ -7,8 +7,8 @@ import { pino } from 'pino';
 import { DEFAULT_CLASS } from '../lib/service/class.js';
 import type { Scheduler } from '../lib/controller/workqueue.js';
 import { Controller } from './controller.js';
-import { StatusServer } from './http.js';
-import { KubeAPI, loadKubeConfig } from './kube/client.js';
+import { StatusServer } from '../kube/status-server.js';
+import { KubeAPI, loadKubeConfig } from '../kube/client.js';
 import { LeaderElector } from './leader.js';
 import { ControllerMetrics } from './metrics.js';
 

@@ -1,7 +1,8 @@
 /**
  * Integration harness: a real control plane (test/k8s/control-plane.ts), Beacon's
- * manifests applied to it, and controllers run as child processes (`beacon controller`
- * from dist/) with exactly the controller ServiceAccount's token.
+ * manifests applied to it, kubeconfigs holding exactly the controller's and the speaker's
+ * ServiceAccount tokens, and controllers run as child processes (`beacon controller` from
+ * dist/). The speaker's tests use it too.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,8 @@ export interface Cluster {
   objects: KubernetesObjectApi;
   /** A kubeconfig holding the controller ServiceAccount's token. */
   controllerKubeconfig: string;
+  /** A kubeconfig holding the speaker ServiceAccount's token. */
+  speakerKubeconfig: string;
   stop(): Promise<void>;
 }
 
@@ -37,15 +40,20 @@ export async function startCluster(dir: string): Promise<Cluster> {
     await until('CRDs served', async () => {
       try { await custom.listNamespacedCustomObject({ group: 'beacon-lb.io', version: 'v1beta1', namespace: NS, plural: 'ipaddresspools' }); return true; } catch { return false; }
     }, 30_000);
-    const token = await core.createNamespacedServiceAccountToken({ name: 'beacon-controller', namespace: NS, body: { spec: { audiences: [], expirationSeconds: 7200 } } });
-    const controllerKubeconfig = join(dir, 'controller.kubeconfig');
-    writeFileSync(controllerKubeconfig, JSON.stringify({
-      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
-      clusters: [{ name: 'c', cluster: { server: plane.server, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'sa', user: { token: token.status?.token } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'sa' } }],
-    }));
-    return { plane, kc, core, custom, objects, controllerKubeconfig, stop: () => plane.stop() };
+    const kubeconfigFor = async (sa: string): Promise<string> => {
+      const token = await core.createNamespacedServiceAccountToken({ name: sa, namespace: NS, body: { spec: { audiences: [], expirationSeconds: 7200 } } });
+      const file = join(dir, `${sa}.kubeconfig`);
+      writeFileSync(file, JSON.stringify({
+        apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
+        clusters: [{ name: 'c', cluster: { server: plane.server, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'sa', user: { token: token.status?.token } }],
+        contexts: [{ name: 'c', context: { cluster: 'c', user: 'sa' } }],
+      }));
+      return file;
+    };
+    const controllerKubeconfig = await kubeconfigFor('beacon-controller');
+    const speakerKubeconfig = await kubeconfigFor('beacon-speaker');
+    return { plane, kc, core, custom, objects, controllerKubeconfig, speakerKubeconfig, stop: () => plane.stop() };
   } catch (err) {
     await plane.stop();
     throw err;

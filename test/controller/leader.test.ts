@@ -3,7 +3,7 @@
 // behaviour is covered by the integration scenarios; this drives the timing precisely.
 import t from 'tap';
 import { LeaderElector } from '../../controller/leader.js';
-import type { ControllerAPI } from '../../controller/kube/client.js';
+import type { ControllerAPI } from '../../kube/client.js';
 import type { LeaseSpec } from '../../lib/election/lease.js';
 import { FakeScheduler } from '../helpers/fake-scheduler.js';
 

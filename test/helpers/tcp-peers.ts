@@ -9,6 +9,8 @@ export interface EchoBackendOptions {
   readonly halfClose?: boolean;
   /** Listen on this port (0: any). */
   readonly port?: number;
+  /** Listen on this address; default 127.0.0.1. */
+  readonly host?: string;
 }
 
 export interface EchoBackend {
@@ -20,7 +22,7 @@ export interface EchoBackend {
   reopen(): Promise<void>;
 }
 
-/** A backend that greets with `name:` then echoes, on 127.0.0.1. */
+/** A backend that greets with `name:` then echoes, on 127.0.0.1 unless `host` says otherwise. */
 export async function echoBackend(name: string, opts: EchoBackendOptions = {}): Promise<EchoBackend> {
   const sockets = new Set<Socket>();
   let server: Server;
@@ -33,7 +35,7 @@ export async function echoBackend(name: string, opts: EchoBackendOptions = {}): 
       s.on('data', (d: Buffer) => (opts.onData ? opts.onData(d, s) : s.write(d)));
       s.on('end', () => { if (opts.halfClose) s.end('bye'); else s.end(); });
     });
-    server.listen(p, '127.0.0.1');
+    server.listen(p, opts.host ?? '127.0.0.1');
     await once(server, 'listening');
     return (server.address() as { port: number }).port;
   };

@@ -9,7 +9,7 @@
  *  - relists when the server says the resourceVersion expired (410 Gone).
  * Events go to one handler as (type, object); the cache answers get/list.
  */
-import type { Scheduler } from '../../lib/controller/workqueue.js';
+import type { Scheduler } from '../lib/controller/workqueue.js';
 
 export interface KubeObject {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
@@ -17,7 +17,7 @@ export interface KubeObject {
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
-/** The two calls an informer needs; controller/kube/source.ts makes them from a KubeConfig. */
+/** The two calls an informer needs; kube/client.ts (KubeAPI.source) makes them from a KubeConfig. */
 export interface ListWatchSource<T extends KubeObject> {
   list(): Promise<{ items: T[]; resourceVersion: string }>;
   watch(

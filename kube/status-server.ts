@@ -1,4 +1,4 @@
-/** /metrics, /healthz and /readyz on one small HTTP server. */
+/** /metrics, /healthz and /readyz on one small HTTP server, for every component run in a cluster. */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 

@@ -2,7 +2,7 @@
 // real API server is covered by the integration tests; here a scripted source makes
 // failures happen on cue (a dead watch, a 410, a refused list).
 import t from 'tap';
-import { Informer, type KubeObject, type ListWatchSource, type WatchEventType } from '../../controller/kube/informer.js';
+import { Informer, type KubeObject, type ListWatchSource, type WatchEventType } from '../../kube/informer.js';
 import { FakeScheduler } from '../helpers/fake-scheduler.js';
 
 type Obj = KubeObject & { metadata: { name: string; namespace: string; resourceVersion: string } };

@@ -1,20 +1,22 @@
 /**
- * Everything the controller asks of the API server, behind small interfaces it defines,
- * implemented here with @kubernetes/client-node 1.4 (2.x needs Node 22's undici). Typed
- * calls for requests; the library's Watch for streams, wrapped by ./informer.ts.
+ * Everything Beacon's controller and speaker ask of the API server, behind small
+ * interfaces each of them defines, implemented here with @kubernetes/client-node 1.4
+ * (2.x needs Node 22's undici). Typed calls for requests; the library's Watch for
+ * streams, wrapped by ./informer.ts.
  */
-import { BeaconError } from '../../lib/errors.js';
+import { BeaconError } from '../lib/errors.js';
 import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
+  DiscoveryV1Api,
   KubeConfig,
   PatchStrategy,
   Watch,
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import { Agent, request, type RequestOptions } from 'node:https';
-import type { LeaseSpec } from '../../lib/election/lease.js';
+import type { LeaseSpec } from '../lib/election/lease.js';
 import type { KubeObject, ListWatchSource, WatchEventType } from './informer.js';
 
 export interface ObjectRef {
@@ -46,6 +48,7 @@ export class KubeAPI implements ControllerAPI {
   readonly core: CoreV1Api;
   readonly custom: CustomObjectsApi;
   readonly coordination: CoordinationV1Api;
+  readonly discovery: DiscoveryV1Api;
   readonly #watch: Watch;
   #agent: Agent | undefined;
   #auth: { headers: Record<string, string>; at: number } | undefined;
@@ -57,6 +60,7 @@ export class KubeAPI implements ControllerAPI {
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.discovery = kc.makeApiClient(DiscoveryV1Api);
     this.#watch = new Watch(kc);
   }
 
