@@ -25,7 +25,7 @@ export interface Serving {
   close(): Promise<void>;
 }
 
-/** How long open connections may finish when standalone mode stops. */
+/** How long open connections may finish when standalone mode stops, unless the Service's drain-timeout says. */
 const STOP_DRAIN_MS = 1000;
 
 export async function serve(rows: readonly PlanRow[], log: (line: string) => void): Promise<Serving> {
@@ -36,6 +36,7 @@ export async function serve(rows: readonly PlanRow[], log: (line: string) => voi
   const skipped: string[] = [];
   for (const row of rows) {
     if (row.status !== 'allocated') continue;
+    for (const p of row.proxyProblems) log(`${row.key}: ${p.field}: ${p.reason} (its default applies)`);
     for (const ip of row.ips) {
       for (const p of row.ports) {
         const address = `${formatIP(ip)}:${p.port}/${p.protocol}`;
@@ -43,7 +44,7 @@ export async function serve(rows: readonly PlanRow[], log: (line: string) => voi
         wanted.push({
           service: row.key, endpoints: p.endpoints.map(formatEndpoint).join(', '), key: `${row.key}:${address}`, ip: formatIP(ip), port: p.port, protocol: p.protocol,
           backends: p.endpoints.map((e) => ({ ip: formatIP(e.ip), port: e.port, state: 'ready' as const })),
-          options: { drainTimeoutMs: STOP_DRAIN_MS },
+          options: { ...row.proxy, drainTimeoutMs: row.proxy.drainTimeoutMs ?? STOP_DRAIN_MS },
         });
       }
     }

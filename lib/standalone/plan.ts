@@ -11,6 +11,7 @@ import { toServiceRequest } from '../service/request.js';
 import { serviceKey } from '../service/types.js';
 import { formatEndpoint, type Endpoint } from './endpoint.js';
 import { portKey, type StandaloneService } from './file.js';
+import { serviceProxyOptions, type OptionProblem, type ServiceProxyOptions } from '../speaker/service-options.js';
 
 export interface PlanRow {
   readonly key: string;
@@ -20,6 +21,10 @@ export interface PlanRow {
   /** 'allocated', or why not: the allocator's failure, or 'invalidService'. */
   readonly status: 'allocated' | AllocationFailure | 'invalidService';
   readonly message: string;
+  /** How the proxy serves it: the same annotations and spec fields the speaker reads. */
+  readonly proxy: ServiceProxyOptions;
+  /** Misread proxy annotations (each left at its default). */
+  readonly proxyProblems: readonly OptionProblem[];
 }
 
 export function planStandalone(config: Config, services: readonly StandaloneService[]): PlanRow[] {
@@ -36,14 +41,15 @@ export function planStandalone(config: Config, services: readonly StandaloneServ
   for (const { s, r } of ordered) {
     const ports = (s.service.spec?.ports ?? []).map((p) => ({ protocol: p.protocol ?? 'TCP', port: p.port, endpoints: s.endpoints.get(portKey(p)) ?? [] }));
     const key = serviceKey(s.service);
+    const { options: proxy, problems: proxyProblems } = serviceProxyOptions(s.service);
     if (!r.ok) {
-      rows.set(s, { key, pool: undefined, ips: [], ports, status: 'invalidService', message: r.problems.map((p) => `${p.field}: ${p.reason}`).join('; ') });
+      rows.set(s, { key, pool: undefined, ips: [], ports, status: 'invalidService', message: r.problems.map((p) => `${p.field}: ${p.reason}`).join('; '), proxy, proxyProblems });
       continue;
     }
     const result = allocator.allocate(r.request);
     rows.set(s, result.ok
-      ? { key, pool: result.pool, ips: result.ips, ports, status: 'allocated', message: '' }
-      : { key, pool: undefined, ips: [], ports, status: result.reason, message: result.message });
+      ? { key, pool: result.pool, ips: result.ips, ports, status: 'allocated', message: '', proxy, proxyProblems }
+      : { key, pool: undefined, ips: [], ports, status: result.reason, message: result.message, proxy, proxyProblems });
   }
   return services.map((s) => rows.get(s)!).sort((a, b) => a.key.localeCompare(b.key));
 }

@@ -55,3 +55,30 @@ t.test('serving: traffic flows through every TCP Service, and stopping closes ev
   t.match(out.stdout, /stopped\n$/);
   await t.rejects(fetch('http://127.0.0.241:8080/'), 'nothing listens after stopping');
 });
+
+t.test('serving reads the same proxy annotations as the speaker', async (t) => {
+  const { createServer } = await import('node:net');
+  const { once } = await import('node:events');
+  let firstLine = '';
+  const backend = createServer((s) => { s.once('data', (d: Buffer) => { firstLine = d.toString().split('\r\n')[0]!; s.end(); }); });
+  backend.listen(0, '127.0.0.1');
+  await once(backend, 'listening');
+  t.teardown(() => new Promise((r) => backend.close(r)));
+  const port = (backend.address() as { port: number }).port;
+  const dir = t.testdir({});
+  const file = `${dir}/pp.yaml`;
+  writeFileSync(file, [
+    'apiVersion: beacon-lb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [127.0.0.235/32]}',
+    `apiVersion: v1\nkind: Service\nmetadata:\n  name: pp\n  namespace: t\n  annotations: {beacon-lb.io/proxy-protocol: v1, beacon-lb.io/balance: fastest}\nspec:\n  type: LoadBalancer\n  ports: [{name: tcp, port: 8235}]\nendpoints: ['127.0.0.1:${port}']`,
+  ].join('\n---\n'));
+  const { out, io } = capture();
+  let stop!: () => void;
+  const until = new Promise<void>((resolve) => { stop = resolve; });
+  const running = serveStandalone(file, io, { demoBackends: false, until });
+  const deadline = Date.now() + 10_000;
+  while (!out.stdout.includes('Ctrl-C to stop') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.match(out.stdout, /t\/pp: metadata\.annotations\[beacon-lb\.io\/balance\]: "fastest" is not one of round-robin, least-connections \(its default applies\)/);
+  t.match(firstLine, /^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.235 \d+ 8235$/, 'the backend got a PROXY v1 header before the request');
+  stop();
+  t.equal(await running, 0);
+});
