@@ -37,6 +37,7 @@ commands:
       --listen HOST:PORT         ${DEFAULT_SPEAKER_FLAGS.listen} (/metrics, /healthz, /readyz)
       --log-level LEVEL          ${DEFAULT_SPEAKER_FLAGS.logLevel}
       --relay native|pipe        ${DEFAULT_SPEAKER_FLAGS.relay} (pipe: Node streams, no C addon)
+      --shutdown-drain S         ${DEFAULT_SPEAKER_FLAGS.shutdownDrainMs / 1000} (on SIGTERM, open connections may finish this long)
   help                         this text
 `;
 
@@ -83,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
         args: rest, strict: true,
         options: {
           kubeconfig: { type: 'string' }, node: { type: 'string' }, 'load-balancer-class': { type: 'string' }, 'serve-unclassed': { type: 'boolean' },
-          listen: { type: 'string' }, 'log-level': { type: 'string' }, relay: { type: 'string' },
+          listen: { type: 'string' }, 'log-level': { type: 'string' }, relay: { type: 'string' }, 'shutdown-drain': { type: 'string' },
         },
       });
       if (v.relay !== undefined && v.relay !== 'native' && v.relay !== 'pipe') throw Object.assign(new Error(`--relay: "${v.relay}" is not native or pipe`), { code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' });
@@ -96,6 +97,7 @@ async function main(argv: string[]): Promise<number> {
         listen: v.listen ?? DEFAULT_SPEAKER_FLAGS.listen,
         logLevel: v['log-level'] ?? DEFAULT_SPEAKER_FLAGS.logLevel,
         relay: (v.relay as 'native' | 'pipe' | undefined) ?? DEFAULT_SPEAKER_FLAGS.relay,
+        shutdownDrainMs: seconds('--shutdown-drain', v['shutdown-drain'], DEFAULT_SPEAKER_FLAGS.shutdownDrainMs),
       });
     }
     case undefined:
@@ -108,6 +110,14 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`beacon: unknown command "${command}"\n${USAGE}`);
       return 2;
   }
+}
+
+/** A flag given in seconds (fractions allowed), as milliseconds; a bad value is a usage error. */
+function seconds(flag: string, text: string | undefined, defaultMs: number): number {
+  if (text === undefined) return defaultMs;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw Object.assign(new Error(`${flag}: "${text}" is not a number of seconds`), { code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' });
+  return n * 1000;
 }
 
 main(process.argv.slice(2)).then(

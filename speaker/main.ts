@@ -22,6 +22,8 @@ export interface SpeakerFlags {
   listen: string;
   logLevel: string;
   relay: 'native' | 'pipe';
+  /** On SIGTERM, open connections may finish this long (ms), at most. */
+  shutdownDrainMs: number;
 }
 
 export const DEFAULT_SPEAKER_FLAGS: SpeakerFlags = {
@@ -32,6 +34,8 @@ export const DEFAULT_SPEAKER_FLAGS: SpeakerFlags = {
   listen: '0.0.0.0:7473',
   logLevel: 'info',
   relay: 'native',
+  // The DaemonSet's terminationGracePeriodSeconds is 10: finish before the kubelet's SIGKILL.
+  shutdownDrainMs: 8000,
 };
 
 const realScheduler: Scheduler = {
@@ -75,7 +79,7 @@ export async function startSpeaker(flags: SpeakerFlags): Promise<RunningSpeaker>
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= (async () => {
     await speaker.close();
-    await proxy.close();
+    await proxy.close(flags.shutdownDrainMs);
     await server.close();
     api.close();
     logger.info('stopped');

@@ -219,9 +219,9 @@ export class Proxy {
     s.checker?.set(checkTargets(f));
   }
 
-  #stop(s: Served): void {
+  #stop(s: Served, maxDrainMs = Infinity): void {
     s.checker?.close();
-    const p = s.engine instanceof TcpFrontendBase ? s.engine.close(s.drainMs) : s.engine.close();
+    const p = s.engine instanceof TcpFrontendBase ? s.engine.close(Math.min(s.drainMs, maxDrainMs)) : s.engine.close();
     this.#draining.add(p);
     void p.finally(() => this.#draining.delete(p));
   }
@@ -234,13 +234,16 @@ export class Proxy {
     return { frontends };
   }
 
-  /** Closes every listener, drains TCP connections up to each frontend's deadline, ends every timer. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Closes every listener, drains TCP connections up to each frontend's deadline (and at
+   * most `maxDrainMs`: a pod's grace period bounds a shutdown), ends every timer. Idempotent.
+   */
+  async close(maxDrainMs = Infinity): Promise<void> {
     this.#closed = true;
     await this.#queue;
     if (this.#sweeper) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
-    for (const s of this.#served.values()) this.#stop(s);
+    for (const s of this.#served.values()) this.#stop(s, maxDrainMs);
     this.#served.clear();
     await Promise.all([...this.#draining]);
     this.#relay?.close();

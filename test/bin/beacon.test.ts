@@ -18,6 +18,7 @@ t.test('help, usage errors and standalone --once', async (t) => {
     { desc: 'help names the speaker and its flags', args: ['help'], code: 0, out: /speaker \[options\][\s\S]*--relay native\|pipe/ },
     { desc: 'speaker: an unknown relay is a usage error', args: ['speaker', '--relay=turbo'], code: 2, err: /--relay: "turbo" is not native or pipe[\s\S]*usage: beacon/ },
     { desc: 'speaker: an unknown flag', args: ['speaker', '--namespace=x'], code: 2, err: /Unknown option '--namespace'/ },
+    { desc: 'speaker: a drain that is not seconds', args: ['speaker', '--shutdown-drain=soon'], code: 2, err: /--shutdown-drain: "soon" is not a number of seconds/ },
     { desc: 'standalone --once on the embedded default', args: ['standalone', '--once'], code: 0, out: /demo\/web\s+loopback\s+127\.0\.0\.24\d/ },
     { desc: 'standalone --once on a bad file', args: ['standalone', '--once', '--config', join(dir, 'bad.yaml')], code: 1, err: /IPAddressPool\/p spec\.addresses\[0\]: .*prefix length "33"/ },
   ];

@@ -1,5 +1,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
 import { runStandalone, serveStandalone } from '../../standalone/run.js';
 
 function capture() {
@@ -57,8 +59,6 @@ t.test('serving: traffic flows through every TCP Service, and stopping closes ev
 });
 
 t.test('serving reads the same proxy annotations as the speaker', async (t) => {
-  const { createServer } = await import('node:net');
-  const { once } = await import('node:events');
   let firstLine = '';
   const backend = createServer((s) => { s.once('data', (d: Buffer) => { firstLine = d.toString().split('\r\n')[0]!; s.end(); }); });
   backend.listen(0, '127.0.0.1');

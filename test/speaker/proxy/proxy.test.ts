@@ -169,3 +169,17 @@ t.test('close() leaves nothing behind and is idempotent; apply after close refus
   t.same(await p.apply([tcp('ns/c:80/TCP', [a.port])]), { failed: [{ key: 'ns/c:80/TCP', reason: 'closed' }] });
   // If any timer or socket were left, this test file would never end and tap would fail it.
 });
+
+t.test('close(maxDrainMs) bounds every frontend drain: a shutdown fits the pod grace period', async (t) => {
+  const a = await backend(t, 'a');
+  const p = new Proxy();
+  await p.apply([tcp('ns/g:80/TCP', [a.port], { drainTimeoutMs: 60_000 })]);
+  const held = await hold(p.stats().frontends['ns/g:80/TCP']!.port);
+  t.equal(held.greeting, 'a:');
+  const cut = once(held.socket, 'close');
+  const started = performance.now();
+  await p.close(50);
+  await cut;
+  // The drain asked for is a minute; anything far below it shows the bound took effect.
+  t.ok(performance.now() - started < 30_000, 'closed long before the frontend drain of 60 s');
+});
