@@ -69,7 +69,7 @@ export async function startSpeaker(flags: SpeakerFlags): Promise<RunningSpeaker>
   }, proxy, {
     node: flags.node,
     policy: { loadBalancerClass: flags.loadBalancerClass, serveUnclassed: flags.serveUnclassed },
-    owns: (ip) => localOwnership(interfaceAddresses())(ip),
+    ownership: () => localOwnership(interfaceAddresses()),
     scheduler: realScheduler, logger, metrics,
   });
   const server = new StatusServer(metrics.registry, speaker);

@@ -7,7 +7,7 @@
  *
  * A Service we cannot serve as asked gets a Warning Event saying why (misread annotation,
  * SCTP port, address in use), once per distinct message, as the controller does.
- * Which IPs this node serves is `owns` (today: addresses local to the node; the L2
+ * Which IPs this node serves is `ownership` (today: addresses local to the node; the L2
  * election replaces it).
  */
 import type { Logger } from 'pino';
@@ -35,8 +35,8 @@ export interface SpeakerSources {
 export interface SpeakerOptions {
   readonly node: string;
   readonly policy: ClassPolicy;
-  /** Whether this node serves `ip` (canonical text). */
-  readonly owns: (ip: string) => boolean;
+  /** Read at each sync: whether this node serves `ip` (canonical text) now. */
+  readonly ownership: () => (ip: string) => boolean;
   readonly scheduler: Scheduler;
   readonly logger: Logger;
   readonly metrics: SpeakerMetrics;
@@ -139,7 +139,7 @@ export class Speaker {
       slices.set(key, [...(slices.get(key) ?? []), s]);
     }
     const state = desiredFrontends({
-      services: this.#services.list(), slices, policy: this.opts.policy, owns: this.opts.owns, lastValid: this.#lastValid,
+      services: this.#services.list(), slices, policy: this.opts.policy, owns: this.opts.ownership(), lastValid: this.#lastValid,
     });
     this.#lastValid = state.lastValid;
     const { failed } = await this.proxy.apply(state.frontends.map(toFrontend));
