@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { DEFAULT_CLASS } from '../lib/service/class.js';
-import type { Scheduler } from '../lib/controller/workqueue.js';
+import { realScheduler } from '../kube/informer.js';
 import { Controller } from './controller.js';
 import { StatusServer } from '../kube/status-server.js';
 import { KubeAPI, loadKubeConfig } from '../kube/client.js';
@@ -43,11 +43,6 @@ export const DEFAULT_FLAGS: ControllerFlags = {
   listen: '0.0.0.0:7472',
   logLevel: 'info',
   workers: 8,
-};
-
-const realScheduler: Scheduler = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
 export async function runController(flags: ControllerFlags): Promise<number> {

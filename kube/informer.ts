@@ -30,6 +30,12 @@ export interface ListWatchSource<T extends KubeObject> {
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 
+/** Node's timers as a Scheduler: what informers, work queues and electors run on outside tests. */
+export const realScheduler: Scheduler = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
 export interface InformerOptions {
   readonly scheduler: Scheduler;
   /** The server ends each watch after this (Kubernetes' own default is 5–10 min). */

@@ -6,7 +6,7 @@
 import { hostname, networkInterfaces } from 'node:os';
 import { pino } from 'pino';
 import { DEFAULT_CLASS } from '../lib/service/class.js';
-import type { Scheduler } from '../lib/controller/workqueue.js';
+import { realScheduler } from '../kube/informer.js';
 import { localOwnership } from '../lib/speaker/ownership.js';
 import { KubeAPI, loadKubeConfig } from '../kube/client.js';
 import { StatusServer } from '../kube/status-server.js';
@@ -36,11 +36,6 @@ export const DEFAULT_SPEAKER_FLAGS: SpeakerFlags = {
   relay: 'native',
   // The DaemonSet's terminationGracePeriodSeconds is 10: finish before the kubelet's SIGKILL.
   shutdownDrainMs: 8000,
-};
-
-const realScheduler: Scheduler = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
 /** Every address on the node's interfaces, read at each sync: addresses come and go. */
