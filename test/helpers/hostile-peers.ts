@@ -53,8 +53,11 @@ export interface Flood {
   stop(): Promise<string>;
 }
 
-/** The chunk a flood repeats. */
-export const FLOOD_CHUNK = pattern(64 * 1024, 99);
+/**
+ * The chunk a flood repeats. Small: a write's callback comes once all of it is in the
+ * kernel, so counting completed writes misses at most the one partly taken.
+ */
+export const FLOOD_CHUNK = pattern(4 * 1024, 99);
 
 export async function commandBackend(): Promise<CommandBackend> {
   const sockets = new Set<Socket>();

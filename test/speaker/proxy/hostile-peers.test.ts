@@ -7,7 +7,9 @@
 import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { connect, type Socket } from 'node:net';
-import { commandBackend, openDescriptors, pattern, until, type CommandBackend } from '../../helpers/hostile-peers.js';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { commandBackend, FLOOD_CHUNK, kernelQueues, openDescriptors, pattern, until, type CommandBackend } from '../../helpers/hostile-peers.js';
 import { serve, TRANSPORTS, type Transport } from '../../helpers/proxy-under-test.js';
 import { talk } from '../../helpers/tcp-peers.js';
 
@@ -205,6 +207,109 @@ async function round(t: Test, transport: Transport, seed: number): Promise<void>
   await served.close();
   // Descriptors: only the three backends' listeners were open before; the proxy left none.
   t.ok(await until(() => openDescriptors() <= fdsBefore), `no descriptor leaked (${openDescriptors()} open, ${fdsBefore} before)`);
+}
+
+/**
+ * What the relay itself may hold for a stalled direction, beyond the kernel's socket
+ * queues: the C relay one CHUNK (native/relay.h); Node's streams one 64 KiB read plus the
+ * 16 KiB high-water marks of the two sockets. Without backpressure it would be everything
+ * the writer was let write (tens of MB here).
+ */
+const HELD_MAX: Record<Transport, number> = { pipe: 4 * 64 * 1024, handoff: 64 * 1024, native: 64 * 1024 };
+
+const STALLS = [
+  { desc: 'a client writing to a backend that never reads', toBackend: true },
+  { desc: 'a backend writing to a client that never reads', toBackend: false },
+] as const;
+
+/**
+ * Waits until nothing moves any more: `sample` gives the same numbers 6 times in a row,
+ * 50 ms apart (the writer is blocked, the queues full). A slow machine only waits longer.
+ */
+async function settled(sample: () => string, ms = 20_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  let last = '';
+  let same = 0;
+  while (Date.now() < end) {
+    const now = sample();
+    same = now === last ? same + 1 : 0;
+    last = now;
+    if (same >= 5) return true;
+    await delay(50);
+  }
+  return false;
+}
+
+async function stall(t: Test, transport: Transport, toBackend: boolean): Promise<void> {
+  const b = await commandBackend();
+  t.teardown(() => b.close());
+  const served = await serve(t, transport, [b.port], { idleTimeoutMs: 60_000, connectTimeoutMs: 2000, connectAttempts: 1, drainTimeoutMs: 2000 });
+  const client = connect({ host: '127.0.0.1', port: served.port, allowHalfOpen: true });
+  await once(client, 'connect');
+  const sent = createHash('sha256');
+  const got = createHash('sha256');
+  let writes = 0;
+  let accepted = 0;
+  let stop = false;
+  let peer: Socket;
+  let read: () => number;
+  if (toBackend) {
+    client.write('stall s 0\n');
+    t.ok(await until(() => b.stalled.has('s')), 'the backend took the command and stopped reading');
+    peer = b.stalled.get('s')!;
+    const header = peer.bytesRead;
+    read = () => peer.bytesRead - header;
+    const pump = () => {
+      while (!stop) {
+        writes++;
+        sent.update(FLOOD_CHUNK);
+        if (!client.write(FLOOD_CHUNK, (err) => { if (!err) accepted += FLOOD_CHUNK.length; })) return void client.once('drain', pump);
+      }
+    };
+    pump();
+  } else {
+    client.pause();
+    client.write('flood f 0\n');
+    t.ok(await until(() => b.floods.has('f')), 'the backend is flooding');
+    peer = b.floods.get('f')!.socket;
+    read = () => client.bytesRead;
+  }
+  const written = () => (toBackend ? accepted : b.floods.get('f')!.accepted);
+  const pairs = [[client.localPort!, served.port], [served.port, client.localPort!], [peer.remotePort!, b.port], [b.port, peer.remotePort!]] as const;
+  t.ok(await settled(() => `${written()} ${read()} ${kernelQueues(pairs)}`), 'the writer is held back: nothing moves');
+  const held = written() - read() - kernelQueues(pairs);
+  t.ok(written() < 256 * 1024 * 1024, `the writer was stopped (${written()} bytes in, most of them in kernel queues)`);
+  // Completed writes are counted, so the one the kernel took only partly is missed.
+  t.ok(held >= -FLOOD_CHUNK.length && held <= HELD_MAX[transport], `the relay holds ${held} bytes (at most ${HELD_MAX[transport]})`);
+
+  // Released, every byte arrives once, in order.
+  let total = 0;
+  const reader = toBackend ? peer : client;
+  reader.on('data', (d: Buffer) => { got.update(d); total += d.length; });
+  reader.resume();
+  let digest: string;
+  if (toBackend) {
+    stop = true;
+    client.end();
+    await once(client, 'close');
+    digest = sent.digest('hex');
+    t.equal(total, writes * FLOOD_CHUNK.length, 'the backend read all the client wrote');
+  } else {
+    client.on('end', () => client.end());
+    const closed = once(client, 'close');
+    digest = await b.floods.get('f')!.stop();
+    await closed;
+    t.equal(total, b.floods.get('f')!.accepted, 'the client read all the backend wrote');
+  }
+  t.equal(got.digest('hex'), digest, 'byte for byte');
+  t.ok(await until(() => served.stats().active === 0), 'the connection ended');
+  t.same(served.stats().errors, {}, 'as a clean close');
+}
+
+for (const transport of TRANSPORTS) {
+  t.test(`${transport} transport: a stalled peer holds its writer back, the relay buffers at most a chunk`, async (t) => {
+    for (const { desc, toBackend } of STALLS) await t.test(desc, (t) => stall(t, transport, toBackend));
+  });
 }
 
 const seeds = process.env['BEACON_FUZZ_SEED'] ? [Number(process.env['BEACON_FUZZ_SEED'])] : [Date.now() % 2 ** 31];
