@@ -312,10 +312,30 @@ for (const transport of TRANSPORTS) {
   });
 }
 
+/** close() in the middle of the storm: it resolves, every client is let go, nothing is left open. */
+async function closeMidStorm(t: Test, transport: Transport, seed: number): Promise<void> {
+  const [plan] = fc.sample(roundArb, { seed, numRuns: 1 });
+  if (!plan) throw new Error('no plan');
+  const backends = [await commandBackend(), await commandBackend()];
+  t.teardown(async () => { for (const b of backends) await b.close(); });
+  const fdsBefore = openDescriptors();
+  const served = await serve(t, transport, backends.map((b) => b.port), { idleTimeoutMs: IDLE_MS, connectTimeoutMs: 2000, connectAttempts: 3, drainTimeoutMs: 100 });
+  const peers = plan.peers.map(async (p, i) => { await delay(p.delayMs); return runPeer(served.port, p, `c${i}`, backends); });
+  await delay(50 + plan.warmups * 50);
+  await served.close();
+  t.pass('close() resolved with connections in every state');
+  const hung = (await Promise.all(peers)).filter((r) => r?.startsWith('hung'));
+  t.same(hung, [], 'every client was closed');
+  for (const st of backends.flatMap((x) => [...x.stalled.values()])) st.resume();
+  t.ok(await until(() => backends.every((x) => x.open === 0)), 'every backend connection was closed');
+  t.ok(await until(() => openDescriptors() <= fdsBefore), `no descriptor leaked (${openDescriptors()} open, ${fdsBefore} before)`);
+}
+
 const seeds = process.env['BEACON_FUZZ_SEED'] ? [Number(process.env['BEACON_FUZZ_SEED'])] : [Date.now() % 2 ** 31];
 
 for (const transport of TRANSPORTS) {
   for (const seed of seeds) {
     t.test(`${transport} transport, seed ${seed}: hostile peers end one connection each, never the process`, (t) => round(t, transport, seed));
+    t.test(`${transport} transport, seed ${seed}: close() in the middle of the storm`, (t) => closeMidStorm(t, transport, seed));
   }
 }
