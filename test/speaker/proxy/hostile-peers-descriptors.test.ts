@@ -5,6 +5,8 @@
 import t, { type Test } from 'tap';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { createSocket, type Socket } from 'node:dgram';
+import { Proxy } from '../../../speaker/proxy/index.js';
 import { once } from 'node:events';
 import { echoBackend, talk } from '../../helpers/tcp-peers.js';
 import { until } from '../../helpers/hostile-peers.js';
@@ -58,3 +60,39 @@ async function outOfDescriptors(t: Test, transport: Transport): Promise<void> {
 for (const transport of TRANSPORTS) {
   t.test(`${transport} transport: out of descriptors, the backend is not ejected`, (t) => outOfDescriptors(t, transport));
 }
+
+async function udpSocket(t: Test): Promise<Socket> {
+  const s = createSocket('udp4');
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  t.teardown(() => new Promise<void>((r) => s.close(() => r())));
+  return s;
+}
+
+// UDP sources are cheap to forge: each new client port costs the proxy one upstream socket,
+// and the default udpMaxFlows (65,536) is above common descriptor limits.
+t.test('UDP: out of descriptors for a new flow, the backend is not ejected', async (t) => {
+  const echo = await udpSocket(t);
+  echo.on('message', (m, r) => echo.send(m, r.port, r.address));
+  const proxy = new Proxy();
+  t.teardown(() => proxy.close());
+  const key = 'test/udp:53/UDP';
+  await proxy.apply([{ key, ip: '127.0.0.1', port: 0, protocol: 'UDP', options: {}, backends: [{ ip: '127.0.0.1', port: echo.address().port, state: 'ready' }] }]);
+  const stats = () => proxy.stats().frontends[key]!;
+  const [first, second] = [await udpSocket(t), await udpSocket(t)];
+  const release = exhaustDescriptors(0);
+  try {
+    first.send('x', stats().port, '127.0.0.1');
+    await until(() => Object.keys(stats().errors).length > 0, 5000);
+  } finally {
+    release();
+  }
+  t.equal(stats().backends[`127.0.0.1:${echo.address().port}`]?.healthy, true, 'the backend is not blamed for the proxy\'s shortage');
+  t.same(stats().errors, { noResources: 1 }, 'counted as the proxy\'s shortage');
+  const reply = new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve('no reply'), 2000);
+    second.once('message', (m: Buffer) => { clearTimeout(timer); resolve(m.toString()); });
+  });
+  second.send('y', stats().port, '127.0.0.1');
+  t.equal(await reply, 'y', 'a new flow is served once descriptors are free');
+});
