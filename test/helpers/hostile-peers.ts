@@ -54,10 +54,11 @@ export interface Flood {
 }
 
 /**
- * The chunk a flood repeats. Small: a write's callback comes once all of it is in the
- * kernel, so counting completed writes misses at most the one partly taken.
+ * The chunk a flood repeats. Small, because a write's callback comes only once all of it
+ * is in the kernel, so counting completed writes misses at most the one partly taken. Not
+ * tiny: under coverage, 4 KiB writes made a stalled row take seconds.
  */
-export const FLOOD_CHUNK = pattern(4 * 1024, 99);
+export const FLOOD_CHUNK = pattern(16 * 1024, 99);
 
 export async function commandBackend(): Promise<CommandBackend> {
   const sockets = new Set<Socket>();
