@@ -96,3 +96,10 @@ t.test('UDP: out of descriptors for a new flow, the backend is not ejected', asy
   second.send('y', stats().port, '127.0.0.1');
   t.equal(await reply, 'y', 'a new flow is served once descriptors are free');
 });
+
+// Last: every subtest and teardown above has run; a socket or timer left would keep the file alive.
+t.test('nothing is left to keep the process alive', async (t) => {
+  await new Promise((r) => setTimeout(r, 50)); // let the last close callbacks run
+  const left = process.getActiveResourcesInfo().filter((r) => /TCP|UDP|Timeout|Immediate/.test(r));
+  t.same(left, [], 'no socket, listener or timer (tap\'s own pipes aside)');
+});

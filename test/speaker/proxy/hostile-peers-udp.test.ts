@@ -124,3 +124,10 @@ async function round(t: Test, seed: number): Promise<void> {
 
 const seed = process.env['BEACON_FUZZ_SEED'] ? Number(process.env['BEACON_FUZZ_SEED']) : Date.now() % 2 ** 31;
 t.test(`UDP, seed ${seed}: floods, maximum datagrams and dead backends end their own flows only`, (t) => round(t, seed));
+
+// Last: every subtest and teardown above has run; a socket or timer left would keep the file alive.
+t.test('nothing is left to keep the process alive', async (t) => {
+  await new Promise((r) => setTimeout(r, 50)); // let the last close callbacks run
+  const left = process.getActiveResourcesInfo().filter((r) => /TCP|UDP|Timeout|Immediate/.test(r));
+  t.same(left, [], 'no socket, listener or timer (tap\'s own pipes aside)');
+});

@@ -340,3 +340,11 @@ for (const transport of TRANSPORTS) {
     t.test(`${transport} transport, seed ${seed}: close() in the middle of the storm`, (t) => closeMidStorm(t, transport, seed));
   }
 }
+
+// Last: every subtest and teardown above has run. A socket, listener or timer left behind
+// would keep this file from exiting; name it here rather than hang until tap's timeout.
+t.test('nothing is left to keep the process alive', async (t) => {
+  await delay(50); // let the last close callbacks run
+  const left = process.getActiveResourcesInfo().filter((r) => /TCP|UDP|Timeout|Immediate/.test(r));
+  t.same(left, [], 'no socket, listener or timer (tap\'s own pipes aside)');
+});
