@@ -8,6 +8,7 @@
  */
 import { TcpFrontendBase, type TcpFrontendOptions } from './tcp-frontend-base.js';
 import type { NativeRelay } from './native-relay.js';
+import { failedOnProxySide } from './connect-errors.js';
 
 export class NativeTcpFrontend extends TcpFrontendBase {
   #listener: { id: number; port: number } | undefined;
@@ -77,8 +78,8 @@ export class NativeTcpFrontend extends TcpFrontendBase {
         if (this.closing) queueMicrotask(() => this.relay.cut(id)); // connected after close() cut the rest
         return onEnd;
       },
-      failed: () => {
-        this.connectFailed(backend);
+      failed: (errno) => {
+        if (!failedOnProxySide(errno)) this.connectFailed(backend); // out of descriptors is not the backend's fault
         tried.add(backend);
         if (attemptsLeft > 1 && !this.closing) this.#attempt(id, clientIp, clientPort, tried, attemptsLeft - 1);
         else { this.error('connectFailed'); this.#giveUp(id); }

@@ -7,6 +7,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { TcpFrontendBase, type TcpFrontendOptions } from './tcp-frontend-base.js';
 import { PipeRelay, type Relay } from './relay.js';
+import { failedOnProxySide } from './connect-errors.js';
 
 export { DEFAULT_TCP_OPTIONS, type Backend, type FrontendStats, type TcpFrontendOptions } from './tcp-frontend-base.js';
 
@@ -80,10 +81,10 @@ export class TcpFrontend extends TcpFrontendBase {
     upstream.pause();
     const clientGone = () => upstream.destroy();
     client.once('close', clientGone);
-    const failed = () => {
+    const failed = (err?: NodeJS.ErrnoException) => {
       client.off('close', clientGone);
       upstream.destroy();
-      this.connectFailed(id);
+      if (!failedOnProxySide(err?.code)) this.connectFailed(id); // out of descriptors is not the backend's fault
       tried.add(id);
       if (attemptsLeft > 1) this.#connect(client, tried, attemptsLeft - 1, settled);
       else { this.error('connectFailed'); client.destroy(); }

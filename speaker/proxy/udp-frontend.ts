@@ -4,7 +4,8 @@
  * socket, so the backend's replies can be told apart and sent back to the right client
  * from the frontend socket (the client expects the reply from the address it wrote to).
  * An error on one upstream (ICMP port unreachable surfaces as ECONNREFUSED on a connected
- * socket) ends that flow only, and counts as a passive health failure of its backend.
+ * socket) ends that flow only, and counts as a passive health failure of its backend,
+ * unless the proxy itself was short (EMFILE: connect-errors.ts), counted as noResources.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
@@ -13,6 +14,7 @@ import { BackendPool, type BackendAddress } from '../../lib/balancer/backend-poo
 import { FlowTable } from '../../lib/proxy/flow-table.js';
 import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import type { FrontendStats } from './tcp-frontend-base.js';
+import { failedOnProxySide } from './connect-errors.js';
 
 export interface UdpFrontendOptions {
   readonly balance: BalanceMode;
@@ -141,12 +143,14 @@ export class UdpFrontend {
     if ('none' in pick) { this.#error(pick.none); return undefined; }
     const upstream = createSocket({ type: isIPv6(pick.address.ip) ? 'udp6' : 'udp4', recvBufferSize: 4 * MAX_DATAGRAM });
     const flow: Flow = { key, backend: pick.id, clientAddress: rinfo.address, clientPort: rinfo.port, upstream, pending: [], bytesIn: 0, bytesOut: 0, closed: false };
-    upstream.on('error', () => {
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
       // ECONNREFUSED: the backend's host said nothing listens there (ICMP port unreachable).
-      this.#pool.connectFailed(flow.backend);
-      this.#error('backendError');
+      // EMFILE and the like: the proxy's own shortage (a flood of new source ports), not the backend's.
+      const ours = failedOnProxySide(err.code);
+      if (!ours) this.#pool.connectFailed(flow.backend);
+      this.#error(ours ? 'noResources' : 'backendError');
       this.#flows.delete(flow.key);
-      this.#endFlow(flow, 'backendError');
+      this.#endFlow(flow, ours ? 'noResources' : 'backendError');
     });
     upstream.on('message', (reply) => {
       const socket = this.#socket;
