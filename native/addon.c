@@ -1,19 +1,22 @@
 /*
  * Beacon's native relay, the N-API surface (ABI-stable: one build loads on Node 20 and 24).
  * JavaScript calls, all on its own thread:
- *   create(workers, onReports(Float64Array))  -> relay       threads start here
+ *   create(workers, onReports(Float64Array, length)) -> relay threads start here
  *   listen(relay, listenerId, ip, port, keepAliveS) -> port   throws {code: 'EADDRINUSE', ...}
  *   unlisten(relay, listenerId)
- *   connect(relay, id, ip, port, timeoutMs, idleMs, keepAliveS, header?)
+ *   connect(relay, id, tag, ip, port, timeoutMs, idleMs, keepAliveS, header?)
  *   reject(relay, id)                                         closes an accepted client
  *   add(relay, clientFd, upstreamFd, idleMs, header?) -> id   takes over a pair Node connected
  *   cut(relay, id)
+ *   cutTag(relay, listenerId, tag)                            every connection of the listener
+ *                                                             connected with tag (-1: all)
  *   close(relay)                                              idempotent; joins the threads
  * Reports come back in batches of 8 doubles each (relay.h EV_*):
- *   [0, id, bytesIn, bytesOut, reason]      a relayed connection ended
+ *   [0, id, bytesIn, bytesOut, reason, listenerId, tag]  a relayed connection ended
  *   [1, id, listenerId, port(+65536 if v6), a0, a1, a2, a3]  accepted; JavaScript answers connect or reject
- *   [2, id, connectMs]                      the upstream connected; relaying
- *   [3, id, errno]                          the upstream did not; answer connect or reject again
+ *   [2, id, connectMs, listenerId, tag]     the upstream connected; relaying
+ *   [3, id, errno, listenerId, tag]         the upstream did not; answer connect or reject again
+ * listenerId is 0 for a pair add() took over.
  */
 #define NAPI_VERSION 8
 #include "relay.h"
@@ -33,18 +36,54 @@
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "BEACON_RELAY", #call " failed"); return NULL; } } while (0)
 
+/*
+ * Where reports are copied for JavaScript: one Float64Array kept across batches (grown when
+ * a batch does not fit), so a batch allocates nothing on the JavaScript side. Owned by the
+ * threadsafe function and freed after its last call.
+ */
+typedef struct sink {
+  napi_ref array;
+  double *data;
+  size_t cap; /* doubles */
+} sink;
+
+static void free_sink(napi_env env, void *data, void *hint) {
+  (void)hint;
+  sink *k = data;
+  if (k->array) napi_delete_reference(env, k->array);
+  free(k);
+}
+
+/* The sink's array, at least `need` doubles long; NULL when it cannot be made. */
+static napi_value sink_array(napi_env env, sink *k, size_t need) {
+  napi_value arr;
+  if (k->array && k->cap >= need && napi_get_reference_value(env, k->array, &arr) == napi_ok && arr) return arr;
+  size_t cap = k->cap ? k->cap : 64 * 8; /* 64 reports: a typical batch */
+  while (cap < need) cap *= 2;
+  void *mem;
+  napi_value ab;
+  if (napi_create_arraybuffer(env, cap * sizeof(double), &mem, &ab) != napi_ok
+      || napi_create_typedarray(env, napi_float64_array, cap, ab, 0, &arr) != napi_ok) return NULL;
+  if (k->array) napi_delete_reference(env, k->array);
+  k->array = NULL;
+  if (napi_create_reference(env, arr, 1, &k->array) != napi_ok) return NULL;
+  k->data = mem;
+  k->cap = cap;
+  return arr;
+}
+
+/* On the JavaScript thread: onReports(array, length) with the batch in array[0..length). */
 static void call_js(napi_env env, napi_value fn, void *ctx, void *data) {
-  (void)ctx;
   batch *b = data;
+  sink *k = ctx;
   if (env && fn) {
-    void *mem;
-    napi_value ab, arr, undef;
     size_t len = b->n * 8;
-    if (napi_create_arraybuffer(env, len * sizeof(double), &mem, &ab) == napi_ok) {
-      memcpy(mem, b->r, len * sizeof(double));
-      napi_create_typedarray(env, napi_float64_array, len, ab, 0, &arr);
+    napi_value argv[2], undef;
+    argv[0] = sink_array(env, k, len);
+    if (argv[0] && napi_create_uint32(env, (uint32_t)len, &argv[1]) == napi_ok) {
+      memcpy(k->data, b->r, len * sizeof(double));
       napi_get_undefined(env, &undef);
-      napi_call_function(env, undef, fn, 1, &arr, NULL);
+      napi_call_function(env, undef, fn, 2, argv, NULL);
     }
   }
   free(b);
@@ -165,8 +204,9 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   r->w = ws;
   r->n = n;
   CHECK(napi_create_string_utf8(env, "beacon-relay", NAPI_AUTO_LENGTH, &name));
-  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &r->tsfn) != napi_ok) {
-    free(ws); free(r);
+  sink *k = calloc(1, sizeof(sink));
+  if (!k || napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, k, free_sink, k, call_js, &r->tsfn) != napi_ok) {
+    free(k); free(ws); free(r);
     napi_throw_type_error(env, "BEACON_RELAY", "onReports must be a function");
     return NULL;
   }
@@ -293,19 +333,20 @@ static void post_to_owner(relay *r, cmd *q) {
 }
 
 static napi_value js_connect(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) { napi_throw_type_error(env, "BEACON_RELAY", "connect(relay, id, ip, port, timeoutMs, idleMs, keepAliveS, header?)"); return NULL; }
+  if (argc < 8) { napi_throw_type_error(env, "BEACON_RELAY", "connect(relay, id, tag, ip, port, timeoutMs, idleMs, keepAliveS, header?)"); return NULL; }
   relay *r;
   cmd *q = id_cmd(env, argv[0], argv[1], CMD_CONNECT, &r);
   if (!q) return NULL;
   uint32_t port;
   double timeout, idle;
   int32_t keepalive;
-  if (napi_get_value_uint32(env, argv[3], &port) != napi_ok || port > 65535 || to_sockaddr(env, argv[2], port, &q->to, &q->tolen) < 0
-      || napi_get_value_double(env, argv[4], &timeout) != napi_ok || napi_get_value_double(env, argv[5], &idle) != napi_ok
-      || napi_get_value_int32(env, argv[6], &keepalive) != napi_ok || (argc > 7 && get_header(env, argv[7], &q->header, &q->hlen) < 0)) {
+  if (napi_get_value_uint32(env, argv[2], &q->tag) != napi_ok
+      || napi_get_value_uint32(env, argv[4], &port) != napi_ok || port > 65535 || to_sockaddr(env, argv[3], port, &q->to, &q->tolen) < 0
+      || napi_get_value_double(env, argv[5], &timeout) != napi_ok || napi_get_value_double(env, argv[6], &idle) != napi_ok
+      || napi_get_value_int32(env, argv[7], &keepalive) != napi_ok || (argc > 8 && get_header(env, argv[8], &q->header, &q->hlen) < 0)) {
     free_cmd(q);
     napi_throw_type_error(env, "BEACON_RELAY", "connect: bad arguments");
     return NULL;
@@ -326,6 +367,31 @@ static napi_value js_simple(napi_env env, napi_callback_info info, int kind) {
   cmd *q = id_cmd(env, argv[0], argv[1], kind, &r);
   if (!q) return NULL;
   post_to_owner(r, q);
+  return NULL;
+}
+
+static napi_value js_cut_tag(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) { napi_throw_type_error(env, "BEACON_RELAY", "cutTag(relay, listenerId, tag)"); return NULL; }
+  relay *r = open_relay(env, argv[0]);
+  if (!r) return NULL;
+  uint32_t lid;
+  int32_t tag;
+  if (napi_get_value_uint32(env, argv[1], &lid) != napi_ok || napi_get_value_int32(env, argv[2], &tag) != napi_ok) {
+    napi_throw_type_error(env, "BEACON_RELAY", "cutTag: bad arguments");
+    return NULL;
+  }
+  /* Any worker may own some of them: each gets the command. */
+  for (int i = 0; i < r->n; i++) {
+    cmd *q = calloc(1, sizeof(cmd));
+    if (!q) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
+    q->kind = CMD_CUT_TAG;
+    q->lid = lid;
+    q->tag = tag < 0 ? ALL_TAGS : (uint32_t)tag;
+    post(&r->w[i], q);
+  }
   return NULL;
 }
 
@@ -394,6 +460,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "reject", NULL, js_reject, NULL, NULL, NULL, napi_enumerable, NULL },
     { "add", NULL, js_add, NULL, NULL, NULL, napi_enumerable, NULL },
     { "cut", NULL, js_cut, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "cutTag", NULL, js_cut_tag, NULL, NULL, NULL, napi_enumerable, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

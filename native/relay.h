@@ -33,16 +33,22 @@
 
 /* Reasons a connection ended, reported to JavaScript (native-relay.ts REASONS). */
 enum { R_DONE = 0, R_RESET = 1, R_IDLE = 2, R_CUT = 3 };
-/* Reports to JavaScript, 8 doubles each: [kind, id, a, b, c, d, e, f]. */
+/* Reports to JavaScript, 8 doubles each: [kind, id, a, b, c, d, e, f]. Reports about a
+ * connection a listener accepted carry its listener id and the tag JavaScript gave its
+ * connect, so JavaScript keeps nothing per connection to route them. */
 enum { EV_END = 0, EV_ACCEPTED = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3 };
 enum { S_WAITING, S_CONNECTING, S_RELAYING };
-enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLISTEN };
+enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLISTEN, CMD_CUT_TAG };
+/* CMD_CUT_TAG with this tag cuts every connection of the listener. */
+#define ALL_TAGS UINT32_MAX
 
 typedef struct pending { char *buf; uint32_t off, len; } pending;
 
 typedef struct conn {
   int fd[2];            /* 0: client, 1: upstream (-1 until connected) */
   uint64_t id;
+  uint32_t lid;         /* the listener that accepted it (0: handed over by add()) */
+  uint32_t tag;         /* JavaScript's tag from connect() (its backend slot) */
   int state;
   int64_t bytes[2];     /* 0: client -> upstream, 1: upstream -> client */
   int64_t header;       /* PROXY header bytes queued ahead of the client's, not counted as its */
@@ -71,6 +77,7 @@ typedef struct cmd {
   conn *c;
   uint64_t id;
   listener *l;
+  uint32_t lid, tag;
   struct sockaddr_storage to;
   socklen_t tolen;
   int64_t timeout_ms, idle_ms;

@@ -162,11 +162,11 @@ static void connect_failed(worker *w, conn *c, int err) {
   c->header = 0;
   c->state = S_WAITING;
   unlink_live(w, c);
-  emit(w, EV_CONNECT_FAILED, (double)c->id, err, 0, 0, 0, 0, 0);
+  emit(w, EV_CONNECT_FAILED, (double)c->id, err, c->lid, c->tag, 0, 0, 0);
 }
 
 static void connected(worker *w, conn *c, int64_t now) {
-  emit(w, EV_CONNECTED, (double)c->id, (double)(now_us() - c->started_us) / 1000.0, 0, 0, 0, 0, 0);
+  emit(w, EV_CONNECTED, (double)c->id, (double)(now_us() - c->started_us) / 1000.0, c->lid, c->tag, 0, 0, 0);
   start_relaying(w, c, now);
 }
 
@@ -182,8 +182,9 @@ static void set_keepalive(int fd, int seconds) {
 static void do_connect(worker *w, cmd *q, int64_t now) {
   conn *c = idmap_get(&w->ids, q->id);
   if (!c || c->state != S_WAITING) return;
+  c->tag = q->tag;
   int s = socket(q->to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s < 0) { emit(w, EV_CONNECT_FAILED, (double)c->id, errno, 0, 0, 0, 0, 0); return; }
+  if (s < 0) { emit(w, EV_CONNECT_FAILED, (double)c->id, errno, c->lid, c->tag, 0, 0, 0); return; }
   set_keepalive(s, q->keepalive_s);
   c->fd[1] = s;
   c->state = S_CONNECTING;
@@ -244,6 +245,7 @@ static void accept_from(worker *w, listener *l, int64_t now) {
     c->fd[0] = fd;
     c->fd[1] = -1;
     c->id = new_id(w);
+    c->lid = (uint32_t)l->id;
     c->state = S_WAITING;
     if (idmap_put(&w->ids, c->id, c) < 0) { close(fd); free(c); continue; }
     set_keepalive(fd, l->keepalive_s);
@@ -262,6 +264,16 @@ static void accept_from(worker *w, listener *l, int64_t now) {
       port = ntohs(a->sin_port);
     }
     emit(w, EV_ACCEPTED, (double)c->id, l->id, port, words[0], words[1], words[2], words[3]);
+  }
+}
+
+/* Cuts the listener's relayed and connecting connections with this tag (or all of them). */
+static void cut_tag(worker *w, uint32_t lid, uint32_t tag) {
+  for (conn *c = w->live, *next; c; c = next) {
+    next = c->next;
+    if (c->lid != lid || (tag != ALL_TAGS && c->tag != tag)) continue;
+    if (c->state == S_RELAYING) kill_conn(w, c, R_CUT, 1);
+    else if (c->state == S_CONNECTING) connect_failed(w, c, ECANCELED);
   }
 }
 
@@ -303,6 +315,7 @@ static void take_commands(worker *w, int64_t now) {
       } else release_listener(q->l);
       break;
     case CMD_UNLISTEN: drop_listener(w, q->l); break;
+    case CMD_CUT_TAG: cut_tag(w, q->lid, q->tag); break;
     }
     free_cmd(q);
   }

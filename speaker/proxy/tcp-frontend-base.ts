@@ -11,7 +11,7 @@ import { BackendPool, type BackendAddress, type BackendStats, type PoolPick } fr
 import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
 import { TokenBucket } from '../../lib/proxy/rate-limit.js';
-import type { RelayEnd } from './relay.js';
+import type { RelayEndReason } from './relay.js';
 
 export type Backend = BackendAddress;
 
@@ -54,6 +54,19 @@ export const DEFAULT_TCP_OPTIONS: TcpFrontendOptions = {
  */
 const CUT_REPORT_MS = 1000;
 
+/**
+ * A backend as this frontend's connections know it: a small number (its index in the
+ * slot array) instead of an object or closure per connection. A slot is reused once its
+ * backend has left the pool and nothing refers to it.
+ */
+interface Slot {
+  id: string;
+  /** Relayed connections plus connect attempts in flight on this slot. */
+  refs: number;
+  /** Why its connections are being cut (backendRemoved), for their end reports. */
+  cutReason: string | undefined;
+}
+
 export interface FrontendStats {
   active: number;
   total: number;
@@ -72,8 +85,9 @@ export abstract class TcpFrontendBase {
   #connecting = 0;
   /** Called when no connection is relayed or connecting any more (close() waits on it). */
   #onIdle: (() => void) | undefined;
-  /** Per backend, how to cut each of its open connections (for draining a removed backend). */
-  readonly #cutters = new Map<string, Set<(reason?: string) => void>>();
+  readonly #slots: Slot[] = [];
+  readonly #slotOf = new Map<string, number>();
+  readonly #freeSlots: number[] = [];
   readonly #drainTimers = new Set<NodeJS.Timeout>();
   readonly #bucket: TokenBucket | undefined;
   protected closing = false;
@@ -98,15 +112,22 @@ export abstract class TcpFrontendBase {
   protected abstract stopListening(): Promise<void>;
   /** Ends clients accepted but not yet relayed. */
   protected abstract abortPending(): void;
+  /** Cuts the relayed connections to the backend in `slot` (each then ends through ended()). */
+  protected abstract cutSlot(slot: number): void;
+  /** Cuts every relayed connection. */
+  protected abstract cutAll(): void;
 
   update(backends: readonly Backend[]): void {
     this.#pool.update(backends);
-    for (const [id, cutters] of this.#cutters) {
-      if (this.#pool.has(id) || cutters.size === 0) continue;
+    for (let slot = 0; slot < this.#slots.length; slot++) {
+      const s = this.#slots[slot]!;
+      if (s.refs === 0 || this.#pool.has(s.id)) { this.#release(slot); continue; }
+      const id = s.id;
       const timer = setTimeout(() => {
         this.#drainTimers.delete(timer);
-        if (this.#pool.has(id)) return; // it came back meanwhile
-        for (const cut of [...(this.#cutters.get(id) ?? [])]) cut('backendRemoved');
+        if (this.#pool.has(id) || s.id !== id || s.refs === 0) return; // it came back, or nothing is left
+        s.cutReason = 'backendRemoved';
+        this.cutSlot(slot);
       }, this.options.backendDrainMs);
       this.#drainTimers.add(timer);
     }
@@ -135,7 +156,7 @@ export abstract class TcpFrontendBase {
     for (const t of this.#drainTimers) clearTimeout(t);
     this.#drainTimers.clear();
     this.abortPending();
-    for (const cutters of this.#cutters.values()) for (const cut of [...cutters]) cut();
+    this.cutAll();
     // A native relay reports cuts from its own thread: wait for them, briefly.
     await this.#idle(CUT_REPORT_MS);
     await stopped;
@@ -171,13 +192,49 @@ export abstract class TcpFrontendBase {
     if (this.#active + this.#connecting === 0) this.#onIdle?.();
   }
 
-  protected pick(clientIp: string, tried: ReadonlySet<string>): PoolPick {
+  protected pick(clientIp: string, tried?: ReadonlySet<string>): PoolPick {
     return this.#pool.pick(clientIp, this.now(), tried);
   }
 
-  /** Real traffic could not reach `backend` (passive health). */
-  protected connectFailed(backend: string): void {
-    this.#pool.connectFailed(backend);
+  /** The slot of backend `id` (ip:port), held until attemptDone() or ended() gives it back. */
+  protected hold(id: string): number {
+    let slot = this.#slotOf.get(id);
+    if (slot === undefined) {
+      slot = this.#freeSlots.pop() ?? this.#slots.length;
+      this.#slots[slot] = { id, refs: 0, cutReason: undefined };
+      this.#slotOf.set(id, slot);
+    }
+    this.#slots[slot]!.refs++;
+    return slot;
+  }
+
+  /** The backend id in `slot`. */
+  protected backendOf(slot: number): string {
+    return this.#slots[slot]!.id;
+  }
+
+  /** A connect attempt on `slot` failed (passive health); the slot is given back. */
+  protected connectFailed(slot: number): void {
+    this.#pool.connectFailed(this.#slots[slot]!.id);
+    this.#unref(slot);
+  }
+
+  /** Gives back a slot held by hold() whose attempt ended without a verdict on the backend. */
+  protected unhold(slot: number): void {
+    this.#unref(slot);
+  }
+
+  #unref(slot: number): void {
+    const s = this.#slots[slot]!;
+    if (--s.refs === 0) { s.cutReason = undefined; this.#release(slot); }
+  }
+
+  /** Frees a slot nothing refers to whose backend left the pool. */
+  #release(slot: number): void {
+    const s = this.#slots[slot]!;
+    if (s.refs > 0 || this.#pool.has(s.id) || this.#slotOf.get(s.id) !== slot) return;
+    this.#slotOf.delete(s.id);
+    this.#freeSlots.push(slot);
   }
 
   protected proxyHeader(sourceAddress: string, sourcePort: number): Buffer | undefined {
@@ -187,29 +244,24 @@ export abstract class TcpFrontendBase {
     return version === 'v1' ? encodeV1(conn) : encodeV2(conn);
   }
 
-  /**
-   * A connection to `backend` is relayed; `relayCut` ends it. Returns what the relay calls
-   * at its end. Only numbers and strings are kept for then: the sockets may be long gone.
-   */
-  protected relayed(backend: string, connectMs: number, relayCut: () => void): (end: RelayEnd) => void {
-    this.#pool.opened(backend, connectMs);
+  /** The connect attempt on `slot` succeeded: the connection is relayed; the slot stays held until ended(). */
+  protected relayed(slot: number, connectMs: number): void {
+    this.#pool.opened(this.#slots[slot]!.id, connectMs);
     this.#active++;
-    const mine = this.#cutters.get(backend) ?? new Set<(reason?: string) => void>();
-    this.#cutters.set(backend, mine);
-    let cutReason: string | undefined;
-    const cut = (reason?: string) => { cutReason ??= reason; relayCut(); };
-    mine.add(cut);
-    return (end: RelayEnd) => {
-      const reason = end.reason === 'cut' ? cutReason ?? 'cut' : end.reason === 'done' ? undefined : end.reason;
-      if (reason) this.error(reason);
-      this.#active--;
-      this.#pool.closed(backend, end.bytesIn, end.bytesOut, reason);
-      this.stats.bytesIn += end.bytesIn;
-      this.stats.bytesOut += end.bytesOut;
-      mine.delete(cut);
-      if (mine.size === 0 && this.#cutters.get(backend) === mine) this.#cutters.delete(backend);
-      if (this.#active + this.#connecting === 0) this.#onIdle?.();
-    };
+  }
+
+  /** A relayed connection on `slot` ended. */
+  protected ended(slot: number, bytesIn: number, bytesOut: number, why: RelayEndReason): void {
+    const s = this.#slots[slot];
+    if (!s) return;
+    const reason = why === 'cut' ? s.cutReason ?? 'cut' : why === 'done' ? undefined : why;
+    if (reason) this.error(reason);
+    this.#active--;
+    this.#pool.closed(s.id, bytesIn, bytesOut, reason);
+    this.stats.bytesIn += bytesIn;
+    this.stats.bytesOut += bytesOut;
+    this.#unref(slot);
+    if (this.#active + this.#connecting === 0) this.#onIdle?.();
   }
 
   protected error(reason: string): void {
