@@ -1,5 +1,6 @@
 /*
- * Beacon's native relay, the N-API surface (ABI-stable: one build loads on Node 20 and 24).
+ * Beacon's native relay, the N-API surface (ABI-stable: one build loads on Node 20 and 24);
+ * listeners in addon-listen.c, UDP frontends in addon-udp.c.
  * JavaScript calls, all on its own thread:
  *   create(workers, onReports(Float64Array, length)) -> relay threads start here
  *   listen(relay, listenerId, ip, port, keepAliveS) -> port   throws {code: 'EADDRINUSE', ...}
@@ -16,10 +17,16 @@
  *   [1, id, listenerId, port(+65536 if v6), a0, a1, a2, a3]  accepted; JavaScript answers connect or reject
  *   [2, id, connectMs, listenerId, tag]     the upstream connected; relaying
  *   [3, id, errno, listenerId, tag]         the upstream did not; answer connect or reject again
- * listenerId is 0 for a pair add() took over.
+ *   [4, flowId, listenerId, port(+65536 if v6), a0, a1, a2, a3]  a new UDP flow; answer udpConnect or udpReject
+ *   [5, flowId, bytesIn, bytesOut, reason, listenerId, tag]  a UDP flow udpConnect was called for ended
+ * listenerId is 0 for a pair add() took over. UDP (udp.c):
+ *   udpListen(relay, listenerId, ip, port, idleMs, maxFlows) -> port   throws {code: 'EADDRINUSE', ...}
+ *   udpUnlisten(relay, listenerId)                            closes it and ends its flows
+ *   udpConnect(relay, flowId, listenerId, tag, ip, port)
+ *   udpReject(relay, flowId)
+ *   udpCounters(relay, listenerId) -> [bytesIn, bytesOut, flows, evictions, dropped]
  */
-#define NAPI_VERSION 8
-#include "relay.h"
+#include "addon.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,11 +37,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* listen(2) backlog: Node's default for net.Server (511), which HAProxy's maxconn-sized
- * backlog would exceed only under far more load than one Service port sees. */
-#define BACKLOG 511
 
-#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "BEACON_RELAY", #call " failed"); return NULL; } } while (0)
 
 /*
  * Where reports are copied for JavaScript: one Float64Array kept across batches (grown when
@@ -106,6 +109,7 @@ static void stop_all(relay *r) {
       next = q->next;
       if (q->kind == CMD_ADD) { close(q->c->fd[0]); close(q->c->fd[1]); free(q->c->pend[0].buf); free(q->c); }
       /* A listener this worker never took: give back its reference. */
+      if (q->kind == CMD_UDP_LISTEN) udp_free_listener(q->u);
       if (q->kind == CMD_LISTEN && __atomic_sub_fetch(&q->l->refs, 1, __ATOMIC_ACQ_REL) == 0) { close(q->l->fd); free(q->l); }
       free_cmd(q);
     }
@@ -120,6 +124,8 @@ static void stop_all(relay *r) {
     pthread_mutex_destroy(&w->mu);
   }
   r->listeners = NULL; /* the workers released them on their way out */
+  for (ucount *c = r->counts, *next; c; c = next) { next = c->next; free(c); }
+  r->counts = NULL;
   if (r->tsfn) napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
   r->tsfn = NULL;
 }
@@ -132,7 +138,7 @@ static void finalize(napi_env env, void *data, void *hint) {
   free(r);
 }
 
-static relay *open_relay(napi_env env, napi_value v) {
+relay *open_relay(napi_env env, napi_value v) {
   relay *r = NULL;
   if (napi_get_value_external(env, v, (void **)&r) != napi_ok || !r) {
     napi_throw_type_error(env, "BEACON_RELAY", "not a relay");
@@ -142,7 +148,7 @@ static relay *open_relay(napi_env env, napi_value v) {
   return r;
 }
 
-static void throw_errno(napi_env env, int err, const char *what) {
+void throw_errno(napi_env env, int err, const char *what) {
   char msg[160];
   const char *name = strerrorname_np(err);
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
@@ -150,7 +156,7 @@ static void throw_errno(napi_env env, int err, const char *what) {
 }
 
 /* "ip", port -> sockaddr; 0 on success. */
-static int to_sockaddr(napi_env env, napi_value ip, uint32_t port, struct sockaddr_storage *out, socklen_t *len) {
+int to_sockaddr(napi_env env, napi_value ip, uint32_t port, struct sockaddr_storage *out, socklen_t *len) {
   char text[64];
   size_t n = 0;
   if (napi_get_value_string_utf8(env, ip, text, sizeof text, &n) != napi_ok) return -1;
@@ -237,83 +243,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value js_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  relay *r = argc >= 5 ? open_relay(env, argv[0]) : NULL;
-  if (!r) return NULL;
-  double id;
-  uint32_t port;
-  int32_t keepalive;
-  CHECK(napi_get_value_double(env, argv[1], &id));
-  CHECK(napi_get_value_uint32(env, argv[3], &port));
-  CHECK(napi_get_value_int32(env, argv[4], &keepalive));
-  struct sockaddr_storage sa;
-  socklen_t len;
-  if (port > 65535 || to_sockaddr(env, argv[2], port, &sa, &len) < 0) { napi_throw_type_error(env, "BEACON_RELAY", "listen: not an IP address and port"); return NULL; }
-  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) { throw_errno(env, errno, "socket"); return NULL; }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* restart while old connections sit in TIME_WAIT, as Node does */
-  if (sa.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, BACKLOG) < 0) {
-    int err = errno;
-    close(fd);
-    throw_errno(env, err, "listen");
-    return NULL;
-  }
-  struct sockaddr_storage bound;
-  socklen_t blen = sizeof bound;
-  getsockname(fd, (struct sockaddr *)&bound, &blen);
-  uint32_t actual = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
-  listener *l = calloc(1, sizeof(listener));
-  if (!l) { close(fd); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
-  l->fd = fd;
-  l->id = id;
-  l->keepalive_s = keepalive;
-  l->refs = r->n;
-  l->next = r->listeners;
-  r->listeners = l;
-  for (int i = 0; i < r->n; i++) {
-    cmd *q = calloc(1, sizeof(cmd));
-    if (!q) { /* that worker will not accept here; the others do */
-      if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0) { close(l->fd); free(l); }
-      continue;
-    }
-    q->kind = CMD_LISTEN;
-    q->l = l;
-    post(&r->w[i], q);
-  }
-  CHECK(napi_create_uint32(env, actual, &out));
-  return out;
-}
-
-static napi_value js_unlisten(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  relay *r = argc >= 2 ? open_relay(env, argv[0]) : NULL;
-  if (!r) return NULL;
-  double id;
-  CHECK(napi_get_value_double(env, argv[1], &id));
-  for (listener **link = &r->listeners; *link; link = &(*link)->next) {
-    listener *l = *link;
-    if (l->id != id) continue;
-    *link = l->next;
-    for (int i = 0; i < r->n; i++) {
-      cmd *q = calloc(1, sizeof(cmd));
-      if (!q) continue; /* that worker keeps it until close(): accepts there are rejected by JavaScript */
-      q->kind = CMD_UNLISTEN;
-      q->l = l;
-      post(&r->w[i], q);
-    }
-    break;
-  }
-  return NULL;
-}
-
-static cmd *id_cmd(napi_env env, napi_value vr, napi_value vid, int kind, relay **rp) {
+cmd *id_cmd(napi_env env, napi_value vr, napi_value vid, int kind, relay **rp) {
   relay *r = open_relay(env, vr);
   if (!r) return NULL;
   double id;
@@ -327,7 +257,7 @@ static cmd *id_cmd(napi_env env, napi_value vr, napi_value vid, int kind, relay 
 }
 
 /* To the worker that owns connection q->id (its index is in the id's low bits). */
-static void post_to_owner(relay *r, cmd *q) {
+void post_to_owner(relay *r, cmd *q) {
   if ((int)(q->id & (MAX_WORKERS - 1)) >= r->n) { free_cmd(q); return; } /* not an id of ours */
   post(&r->w[q->id & (MAX_WORKERS - 1)], q);
 }
@@ -358,7 +288,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value js_simple(napi_env env, napi_callback_info info, int kind) {
+napi_value js_simple(napi_env env, napi_callback_info info, int kind) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -367,31 +297,6 @@ static napi_value js_simple(napi_env env, napi_callback_info info, int kind) {
   cmd *q = id_cmd(env, argv[0], argv[1], kind, &r);
   if (!q) return NULL;
   post_to_owner(r, q);
-  return NULL;
-}
-
-static napi_value js_cut_tag(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) { napi_throw_type_error(env, "BEACON_RELAY", "cutTag(relay, listenerId, tag)"); return NULL; }
-  relay *r = open_relay(env, argv[0]);
-  if (!r) return NULL;
-  uint32_t lid;
-  int32_t tag;
-  if (napi_get_value_uint32(env, argv[1], &lid) != napi_ok || napi_get_value_int32(env, argv[2], &tag) != napi_ok) {
-    napi_throw_type_error(env, "BEACON_RELAY", "cutTag: bad arguments");
-    return NULL;
-  }
-  /* Any worker may own some of them: each gets the command. */
-  for (int i = 0; i < r->n; i++) {
-    cmd *q = calloc(1, sizeof(cmd));
-    if (!q) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
-    q->kind = CMD_CUT_TAG;
-    q->lid = lid;
-    q->tag = tag < 0 ? ALL_TAGS : (uint32_t)tag;
-    post(&r->w[i], q);
-  }
   return NULL;
 }
 
@@ -461,6 +366,11 @@ static napi_value init(napi_env env, napi_value exports) {
     { "add", NULL, js_add, NULL, NULL, NULL, napi_enumerable, NULL },
     { "cut", NULL, js_cut, NULL, NULL, NULL, napi_enumerable, NULL },
     { "cutTag", NULL, js_cut_tag, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpListen", NULL, js_udp_listen, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpUnlisten", NULL, js_udp_unlisten, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpConnect", NULL, js_udp_connect, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpReject", NULL, js_udp_reject, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpCounters", NULL, js_udp_counters, NULL, NULL, NULL, napi_enumerable, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -2,7 +2,9 @@
  * Beacon's native relay, shared declarations. Layout:
  *   pump.c    moving bytes for one connection (edge-triggered, backpressure, half-close)
  *   worker.c  the epoll threads: commands, accept, connect, timeouts, reports
- *   addon.c   the N-API surface JavaScript calls
+ *   udp.c     UDP frontends: the flow table (udp-io.c: datagrams both ways)
+ *   addon.c   the N-API surface JavaScript calls (addon-listen.c, addon-udp.c: its parts)
+ *   idmap.c   connection and flow ids to their structs
  * JavaScript decides (which client may connect, which backend, what header); these threads
  * do the I/O. Every conn is owned by exactly one worker thread; other threads only post
  * commands to it.
@@ -32,13 +34,14 @@
 #define MAX_WORKERS 16
 
 /* Reasons a connection ended, reported to JavaScript (native-relay.ts REASONS). */
-enum { R_DONE = 0, R_RESET = 1, R_IDLE = 2, R_CUT = 3 };
+enum { R_DONE = 0, R_RESET = 1, R_IDLE = 2, R_CUT = 3, R_EVICTED = 4, R_REFUSED = 5 };
 /* Reports to JavaScript, 8 doubles each: [kind, id, a, b, c, d, e, f]. Reports about a
  * connection a listener accepted carry its listener id and the tag JavaScript gave its
  * connect, so JavaScript keeps nothing per connection to route them. */
-enum { EV_END = 0, EV_ACCEPTED = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3 };
+enum { EV_END = 0, EV_ACCEPTED = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3, EV_FLOW = 4, EV_FLOW_END = 5 };
 enum { S_WAITING, S_CONNECTING, S_RELAYING };
-enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLISTEN, CMD_CUT_TAG };
+enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLISTEN, CMD_CUT_TAG,
+       CMD_UDP_LISTEN, CMD_UDP_UNLISTEN, CMD_UDP_CONNECT, CMD_UDP_REJECT };
 /* CMD_CUT_TAG with this tag cuts every connection of the listener. */
 #define ALL_TAGS UINT32_MAX
 
@@ -72,9 +75,20 @@ typedef struct listener {
   struct listener *next; /* the relay's list (JavaScript thread only) */
 } listener;
 
+/* A UDP frontend's counters: written by its worker, read by JavaScript at any time (atomics).
+ * Owned by the relay (freed at close), so a read after the frontend closed is still safe. */
+typedef struct ucount {
+  uint32_t lid;
+  int64_t bytes_in, bytes_out, flows, evictions, dropped;
+  struct ucount *next;
+} ucount;
+
+struct ulistener;
+
 typedef struct cmd {
   int kind;
   conn *c;
+  struct ulistener *u;
   uint64_t id;
   listener *l;
   uint32_t lid, tag;
@@ -90,8 +104,8 @@ typedef struct cmd {
 typedef struct report { double v[8]; } report;
 typedef struct batch { size_t n; report r[]; } batch;
 
-/* id -> conn, open addressing with backward-shift deletion; worker thread only. */
-typedef struct idmap { uint64_t *keys; conn **vals; size_t cap, size; } idmap;
+/* id -> conn (or UDP flow), open addressing with backward-shift deletion; worker thread only. */
+typedef struct idmap { uint64_t *keys; void **vals; size_t cap, size; } idmap;
 
 struct relay;
 typedef struct worker {
@@ -105,6 +119,11 @@ typedef struct worker {
   int stopping;
   conn *live, *ready, *dead;
   idmap ids;
+  idmap flow_ids;       /* UDP flows by id */
+  struct ulistener *udp; /* this worker's UDP frontends */
+  struct udpbufs *ub;   /* datagram buffers, made with the first UDP frontend */
+  struct flow *udp_dead_flows;
+  struct ulistener *udp_dead_listeners;
   uint64_t next_serial;
   listener *listeners[64];
   int nlisteners;
@@ -121,6 +140,7 @@ typedef struct relay {
   int closed;
   napi_threadsafe_function tsfn;
   listener *listeners;
+  ucount *counts;       /* every UDP frontend's counters (JavaScript thread only) */
 } relay;
 
 /* pump.c */
@@ -128,12 +148,30 @@ void service(worker *w, conn *c, int64_t now);
 void kill_conn(worker *w, conn *c, int reason, int report_it);
 void emit(worker *w, double kind, double id, double a, double b, double c, double d, double e, double f);
 
+/* udp.c */
+void udp_listen(worker *w, struct ulistener *u, int64_t now);
+void udp_unlisten(worker *w, uint32_t lid);
+void udp_connect(worker *w, cmd *q, int64_t now);
+void udp_reject(worker *w, uint64_t id);
+void udp_cut(worker *w, uint32_t lid, uint32_t tag);
+void udp_event(worker *w, uint64_t tag, int64_t now);
+void udp_scan(worker *w, int64_t now);
+void udp_reap(worker *w);
+void udp_shut_down(worker *w);
+struct ulistener *udp_new_listener(int fd, ucount *count, int64_t idle_ms, uint32_t max_flows);
+void udp_free_listener(struct ulistener *u);
+/* Tags in epoll's data (pointers are 16-byte aligned, so the low 4 bits are free). */
+#define TAG_LISTENER 2u
+#define TAG_UDP_FRONT 4u
+#define TAG_UDP_FLOW 8u
+
 /* worker.c */
+void watch_timeout(worker *w, int64_t ms, int64_t now);
 void *worker_run(void *arg);
 void post(worker *w, cmd *q);
 uint64_t new_id(worker *w);
-int idmap_put(idmap *m, uint64_t key, conn *c);
-conn *idmap_get(idmap *m, uint64_t key);
+int idmap_put(idmap *m, uint64_t key, void *c);
+void *idmap_get(idmap *m, uint64_t key);
 void idmap_del(idmap *m, uint64_t key);
 int64_t now_ms(void);
 int64_t now_us(void);

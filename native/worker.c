@@ -14,8 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Tags in epoll's data: conn pointers (16-byte aligned) carry the side in bit 0; listeners bit 1. */
-#define TAG_LISTENER 2u
+/* Tags in epoll's data (relay.h): conn pointers (16-byte aligned) carry the side in bit 0. */
 
 int64_t now_us(void) {
   struct timespec ts;
@@ -28,67 +27,6 @@ int64_t now_ms(void) { return now_us() / 1000; }
 uint64_t new_id(worker *w) {
   uint64_t serial = __atomic_add_fetch(&w->next_serial, 1, __ATOMIC_RELAXED);
   return (serial << 4) | (uint64_t)w->index;
-}
-
-/* ---- id map (worker thread only) ---- */
-
-static size_t slot(uint64_t key, size_t cap) { return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1); }
-
-int idmap_put(idmap *m, uint64_t key, conn *c) {
-  if ((m->size + 1) * 2 > m->cap) {
-    size_t cap = m->cap ? m->cap * 2 : 1024;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    conn **vals = calloc(cap, sizeof *vals);
-    if (!keys || !vals) { free(keys); free(vals); return -1; }
-    for (size_t i = 0; i < m->cap; i++) {
-      if (!m->vals[i]) continue;
-      size_t j = slot(m->keys[i], cap);
-      while (vals[j]) j = (j + 1) & (cap - 1);
-      keys[j] = m->keys[i];
-      vals[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    m->keys = keys;
-    m->vals = vals;
-    m->cap = cap;
-  }
-  size_t i = slot(key, m->cap);
-  while (m->vals[i] && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
-  if (!m->vals[i]) m->size++;
-  m->keys[i] = key;
-  m->vals[i] = c;
-  return 0;
-}
-
-conn *idmap_get(idmap *m, uint64_t key) {
-  if (!m->cap) return NULL;
-  for (size_t i = slot(key, m->cap); m->vals[i]; i = (i + 1) & (m->cap - 1))
-    if (m->keys[i] == key) return m->vals[i];
-  return NULL;
-}
-
-void idmap_del(idmap *m, uint64_t key) {
-  if (!m->cap) return;
-  size_t mask = m->cap - 1, i = slot(key, m->cap);
-  while (m->keys[i] != key || !m->vals[i]) {
-    if (!m->vals[i]) return;
-    i = (i + 1) & mask;
-  }
-  /* Backward shift: pull later entries of the same probe run into the hole. */
-  for (size_t j = i;;) {
-    j = (j + 1) & mask;
-    if (!m->vals[j]) break;
-    size_t k = slot(m->keys[j], m->cap);
-    int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-    if (stays) continue;
-    m->keys[i] = m->keys[j];
-    m->vals[i] = m->vals[j];
-    i = j;
-  }
-  m->vals[i] = NULL;
-  m->keys[i] = 0;
-  m->size--;
 }
 
 /* ---- commands ---- */
@@ -107,7 +45,7 @@ void post(worker *w, cmd *q) {
   if (wake) { uint64_t one = 1; ssize_t r = write(w->efd, &one, sizeof one); (void)r; }
 }
 
-static void watch_timeout(worker *w, int64_t ms, int64_t now) {
+void watch_timeout(worker *w, int64_t ms, int64_t now) {
   if (ms <= 0) return;
   int64_t scan = ms / 4;
   if (scan < SCAN_MIN_MS) scan = SCAN_MIN_MS;
@@ -315,7 +253,11 @@ static void take_commands(worker *w, int64_t now) {
       } else release_listener(q->l);
       break;
     case CMD_UNLISTEN: drop_listener(w, q->l); break;
-    case CMD_CUT_TAG: cut_tag(w, q->lid, q->tag); break;
+    case CMD_CUT_TAG: cut_tag(w, q->lid, q->tag); udp_cut(w, q->lid, q->tag); break;
+    case CMD_UDP_LISTEN: udp_listen(w, q->u, now); q->u = NULL; break;
+    case CMD_UDP_UNLISTEN: udp_unlisten(w, q->lid); break;
+    case CMD_UDP_CONNECT: udp_connect(w, q, now); break;
+    case CMD_UDP_REJECT: udp_reject(w, q->id); break;
     }
     free_cmd(q);
   }
@@ -348,6 +290,7 @@ static void scan(worker *w, int64_t now) {
     if (c->state == S_CONNECTING && now >= c->deadline_ms) connect_failed(w, c, ETIMEDOUT);
     else if (c->state == S_RELAYING && c->idle_ms > 0 && now - c->last_ms >= c->idle_ms) kill_conn(w, c, R_IDLE, 1);
   }
+  udp_scan(w, now);
   w->next_scan = now + w->scan_ms;
 }
 
@@ -365,6 +308,7 @@ static void shut_down(worker *w) {
   free(w->ids.keys);
   free(w->ids.vals);
   w->ids = (idmap){ 0 };
+  udp_shut_down(w);
 }
 
 void *worker_run(void *arg) {
@@ -373,7 +317,7 @@ void *worker_run(void *arg) {
   while (!w->stopping) {
     int64_t now = now_ms();
     int64_t wake = INT64_MAX;
-    if (w->live && w->scan_ms < INT64_MAX) wake = w->next_scan;
+    if ((w->live || w->udp) && w->scan_ms < INT64_MAX) wake = w->next_scan;
     if (w->accept_paused_until && w->accept_paused_until < wake) wake = w->accept_paused_until;
     int timeout = w->ready ? 0 : wake == INT64_MAX ? -1 : (int)(wake > now ? wake - now : 0);
     int n = epoll_wait(w->ep, evs, MAX_EVENTS, timeout);
@@ -382,6 +326,7 @@ void *worker_run(void *arg) {
     for (int i = 0; i < n; i++) {
       uint64_t u = evs[i].data.u64;
       if (u == 0) { take_commands(w, now); continue; }
+      if (u & (TAG_UDP_FRONT | TAG_UDP_FLOW)) { udp_event(w, u, now); continue; }
       if (u & TAG_LISTENER) { accept_from(w, (listener *)(uintptr_t)(u & ~(uint64_t)TAG_LISTENER), now); continue; }
       conn *c = (conn *)(uintptr_t)(u & ~(uint64_t)1);
       int side = (int)(u & 1);
@@ -413,8 +358,9 @@ void *worker_run(void *arg) {
       w->accept_paused_until = 0;
       for (int i = 0; i < w->nlisteners; i++) arm_listener(w, w->listeners[i]);
     }
-    if (w->live && now >= w->next_scan) scan(w, now);
+    if ((w->live || w->udp) && now >= w->next_scan) scan(w, now);
     reap(w);
+    udp_reap(w);
     flush(w);
   }
   shut_down(w);

@@ -25,6 +25,11 @@ export interface RelayAddon {
   add(relay: object, clientFd: number, upstreamFd: number, idleMs: number, header?: Buffer): number;
   cut(relay: object, id: number): void;
   cutTag(relay: object, listenerId: number, tag: number): void;
+  udpListen(relay: object, listenerId: number, ip: string, port: number, idleMs: number, maxFlows: number): number;
+  udpUnlisten(relay: object, listenerId: number): void;
+  udpConnect(relay: object, flowId: number, listenerId: number, tag: number, ip: string, port: number): void;
+  udpReject(relay: object, flowId: number): void;
+  udpCounters(relay: object, listenerId: number): [bytesIn: number, bytesOut: number, flows: number, evictions: number, dropped: number];
   close(relay: object): void;
 }
 
@@ -33,6 +38,8 @@ const EV_END = 0;
 const EV_ACCEPTED = 1;
 const EV_CONNECTED = 2;
 const EV_CONNECT_FAILED = 3;
+const EV_FLOW = 4;
+const EV_FLOW_END = 5;
 const REPORT_WIDTH = 8;
 
 /**
@@ -50,6 +57,27 @@ export interface ListenerEvents {
   connectFailed(id: number, tag: number, errno: number): void;
   /** A relayed connection ended. */
   ended(tag: number, bytesIn: number, bytesOut: number, reason: RelayEndReason): void;
+}
+
+/** Why a UDP flow ended (native/relay.h R_*): idle, evicted, refused (ICMP unreachable) or cut. */
+export type FlowEndReason = 'idle' | 'evicted' | 'refused' | 'cut' | 'reset';
+const FLOW_REASONS: Record<number, FlowEndReason> = { 2: 'idle', 3: 'cut', 4: 'evicted', 5: 'refused' };
+
+/** What a UDP frontend hears about its flows (the same tagging as ListenerEvents). */
+export interface FlowEvents {
+  /** A new client address; answer with udpConnect() or udpReject(). */
+  flow(id: number, clientIp: string, clientPort: number): void;
+  /** A flow udpConnect() was called for ended. */
+  flowEnded(tag: number, bytesIn: number, bytesOut: number, reason: FlowEndReason): void;
+}
+
+export interface UdpCounters {
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly flows: number;
+  readonly evictions: number;
+  /** Datagrams dropped while their new flow waited for a decision. */
+  readonly dropped: number;
 }
 
 /** cutTag()'s tag for every connection of a listener. */
@@ -94,6 +122,7 @@ export class NativeRelay implements Relay {
   /** Pairs taken over by relay() (the handoff path): what to call at their end. */
   readonly #open = new Map<number, (end: RelayEnd) => void>();
   readonly #listeners = new Map<number, ListenerEvents>();
+  readonly #udpListeners = new Map<number, FlowEvents>();
   readonly #fallback = new PipeRelay();
   /** Connections the native side could not take and the pipe relay carries instead. */
   fallbacks = 0;
@@ -169,6 +198,46 @@ export class NativeRelay implements Relay {
     if (this.#handle && !this.#closed) this.addon.reject(this.#handle, id);
   }
 
+  /**
+   * A UDP frontend on ip:port in the threads (one thread owns it and its flow table).
+   * Returns its id and bound port; throws an Error whose `code` is the errno name.
+   */
+  udpListen(ip: string, port: number, idleMs: number, maxFlows: number, events: FlowEvents): { id: number; port: number } {
+    if (this.#closed) throw new RelayClosedError('relay is closed');
+    const id = this.#nextListener++;
+    const bound = this.addon.udpListen(this.#started(), id, ip, port, idleMs, maxFlows);
+    this.#udpListeners.set(id, events);
+    return { id, port: bound };
+  }
+
+  /** Closes the UDP frontend; each of its flows is reported ended (cut). */
+  udpUnlisten(id: number): void {
+    if (this.#handle && !this.#closed) this.addon.udpUnlisten(this.#handle, id);
+  }
+
+  /** Forgets a UDP frontend once its owner is done with it. */
+  udpDetach(id: number): void {
+    this.#udpListeners.delete(id);
+  }
+
+  /** Pins flow `flowId` to ip:port; its end is reported with `tag`. False: the relay is closed. */
+  udpConnect(flowId: number, listenerId: number, tag: number, ip: string, port: number): boolean {
+    if (this.#closed || !this.#handle) return false;
+    this.addon.udpConnect(this.#handle, flowId, listenerId, tag, ip, port);
+    return true;
+  }
+
+  udpReject(flowId: number): void {
+    if (this.#handle && !this.#closed) this.addon.udpReject(this.#handle, flowId);
+  }
+
+  /** The frontend's live counters (zeros once the relay is closed). */
+  udpCounters(listenerId: number): UdpCounters {
+    if (!this.#handle || this.#closed) return { bytesIn: 0, bytesOut: 0, flows: 0, evictions: 0, dropped: 0 };
+    const [bytesIn, bytesOut, flows, evictions, dropped] = this.addon.udpCounters(this.#handle, listenerId);
+    return { bytesIn, bytesOut, flows, evictions, dropped };
+  }
+
   /** Cuts listener `listenerId`'s relayed and connecting connections with `tag` (ALL_TAGS: all). */
   cutTag(listenerId: number, tag: number): void {
     if (this.#handle && !this.#closed) this.addon.cutTag(this.#handle, listenerId, tag);
@@ -189,6 +258,7 @@ export class NativeRelay implements Relay {
     const left = [...this.#open.values()];
     this.#open.clear();
     this.#listeners.clear();
+    this.#udpListeners.clear();
     // Their byte counts stayed in the threads: what is known is that they were cut.
     for (const onEnd of left) onEnd({ bytesIn: 0, bytesOut: 0, reason: 'cut' });
     this.#fallback.close();
@@ -210,6 +280,17 @@ export class NativeRelay implements Relay {
         if (!events) { this.reject(id); continue; } // its listener is gone
         const clientIp = port >= 65536 ? ipv6(batch, i + 4) : ipv4(batch[i + 4]!);
         events.accepted(id, clientIp, port % 65536);
+        continue;
+      }
+      if (kind === EV_FLOW) {
+        const events = this.#udpListeners.get(batch[i + 2]!);
+        const port = batch[i + 3]!;
+        if (!events) { this.udpReject(id); continue; }
+        events.flow(id, port >= 65536 ? ipv6(batch, i + 4) : ipv4(batch[i + 4]!), port % 65536);
+        continue;
+      }
+      if (kind === EV_FLOW_END) { // [id, in, out, reason, listener, tag]
+        this.#udpListeners.get(batch[i + 5]!)?.flowEnded(batch[i + 6]!, batch[i + 2]!, batch[i + 3]!, FLOW_REASONS[batch[i + 4]!] ?? 'reset');
         continue;
       }
       // END [id, in, out, reason, listener, tag]; CONNECTED/FAILED [id, ms|errno, listener, tag]

@@ -12,6 +12,7 @@ import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
 import { TokenBucket } from '../../lib/proxy/rate-limit.js';
 import type { RelayEndReason } from './relay.js';
+import { BackendSlots } from './backend-slots.js';
 
 export type Backend = BackendAddress;
 
@@ -54,19 +55,6 @@ export const DEFAULT_TCP_OPTIONS: TcpFrontendOptions = {
  */
 const CUT_REPORT_MS = 1000;
 
-/**
- * A backend as this frontend's connections know it: a small number (its index in the
- * slot array) instead of an object or closure per connection. A slot is reused once its
- * backend has left the pool and nothing refers to it.
- */
-interface Slot {
-  id: string;
-  /** Relayed connections plus connect attempts in flight on this slot. */
-  refs: number;
-  /** Why its connections are being cut (backendRemoved), for their end reports. */
-  cutReason: string | undefined;
-}
-
 export interface FrontendStats {
   active: number;
   total: number;
@@ -85,9 +73,7 @@ export abstract class TcpFrontendBase {
   #connecting = 0;
   /** Called when no connection is relayed or connecting any more (close() waits on it). */
   #onIdle: (() => void) | undefined;
-  readonly #slots: Slot[] = [];
-  readonly #slotOf = new Map<string, number>();
-  readonly #freeSlots: number[] = [];
+  readonly #slots: BackendSlots;
   readonly #drainTimers = new Set<NodeJS.Timeout>();
   readonly #bucket: TokenBucket | undefined;
   protected closing = false;
@@ -101,6 +87,8 @@ export abstract class TcpFrontendBase {
     protected readonly now: () => number = () => performance.now(),
   ) {
     this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, onTransition);
+    const pool = this.#pool;
+    this.#slots = new BackendSlots((id) => pool.has(id));
     if (options.newConnectionsPerSecond > 0) {
       this.#bucket = new TokenBucket(options.newConnectionsPerSecond, Math.max(1, options.newConnectionsBurst), now());
     }
@@ -119,9 +107,8 @@ export abstract class TcpFrontendBase {
 
   update(backends: readonly Backend[]): void {
     this.#pool.update(backends);
-    for (let slot = 0; slot < this.#slots.length; slot++) {
-      const s = this.#slots[slot]!;
-      if (s.refs === 0 || this.#pool.has(s.id)) { this.#release(slot); continue; }
+    for (const slot of this.#slots.orphans()) {
+      const s = this.#slots.get(slot)!;
       const id = s.id;
       const timer = setTimeout(() => {
         this.#drainTimers.delete(timer);
@@ -196,45 +183,25 @@ export abstract class TcpFrontendBase {
     return this.#pool.pick(clientIp, this.now(), tried);
   }
 
-  /** The slot of backend `id` (ip:port), held until attemptDone() or ended() gives it back. */
+  /** The slot of backend `id` (ip:port), held until connectFailed(), unhold() or ended() gives it back. */
   protected hold(id: string): number {
-    let slot = this.#slotOf.get(id);
-    if (slot === undefined) {
-      slot = this.#freeSlots.pop() ?? this.#slots.length;
-      this.#slots[slot] = { id, refs: 0, cutReason: undefined };
-      this.#slotOf.set(id, slot);
-    }
-    this.#slots[slot]!.refs++;
-    return slot;
+    return this.#slots.hold(id);
   }
 
   /** The backend id in `slot`. */
   protected backendOf(slot: number): string {
-    return this.#slots[slot]!.id;
+    return this.#slots.get(slot)!.id;
   }
 
   /** A connect attempt on `slot` failed (passive health); the slot is given back. */
   protected connectFailed(slot: number): void {
-    this.#pool.connectFailed(this.#slots[slot]!.id);
-    this.#unref(slot);
+    this.#pool.connectFailed(this.backendOf(slot));
+    this.#slots.unref(slot);
   }
 
   /** Gives back a slot held by hold() whose attempt ended without a verdict on the backend. */
   protected unhold(slot: number): void {
-    this.#unref(slot);
-  }
-
-  #unref(slot: number): void {
-    const s = this.#slots[slot]!;
-    if (--s.refs === 0) { s.cutReason = undefined; this.#release(slot); }
-  }
-
-  /** Frees a slot nothing refers to whose backend left the pool. */
-  #release(slot: number): void {
-    const s = this.#slots[slot]!;
-    if (s.refs > 0 || this.#pool.has(s.id) || this.#slotOf.get(s.id) !== slot) return;
-    this.#slotOf.delete(s.id);
-    this.#freeSlots.push(slot);
+    this.#slots.unref(slot);
   }
 
   protected proxyHeader(sourceAddress: string, sourcePort: number): Buffer | undefined {
@@ -246,13 +213,13 @@ export abstract class TcpFrontendBase {
 
   /** The connect attempt on `slot` succeeded: the connection is relayed; the slot stays held until ended(). */
   protected relayed(slot: number, connectMs: number): void {
-    this.#pool.opened(this.#slots[slot]!.id, connectMs);
+    this.#pool.opened(this.backendOf(slot), connectMs);
     this.#active++;
   }
 
   /** A relayed connection on `slot` ended. */
   protected ended(slot: number, bytesIn: number, bytesOut: number, why: RelayEndReason): void {
-    const s = this.#slots[slot];
+    const s = this.#slots.get(slot);
     if (!s) return;
     const reason = why === 'cut' ? s.cutReason ?? 'cut' : why === 'done' ? undefined : why;
     if (reason) this.error(reason);
@@ -260,7 +227,7 @@ export abstract class TcpFrontendBase {
     this.#pool.closed(s.id, bytesIn, bytesOut, reason);
     this.stats.bytesIn += bytesIn;
     this.stats.bytesOut += bytesOut;
-    this.#unref(slot);
+    this.#slots.unref(slot);
     if (this.#active + this.#connecting === 0) this.#onIdle?.();
   }
 
