@@ -58,7 +58,7 @@ napi_value js_listen(napi_env env, napi_callback_info info) {
     }
     q->kind = CMD_LISTEN;
     q->l = l;
-    post(&r->w[i], q);
+    submit(r, &r->w[i], q);
   }
   CHECK(napi_create_uint32(env, actual, &out));
   return out;
@@ -81,7 +81,7 @@ napi_value js_unlisten(napi_env env, napi_callback_info info) {
       if (!q) continue; /* that worker keeps it until close(): accepts there are rejected by JavaScript */
       q->kind = CMD_UNLISTEN;
       q->l = l;
-      post(&r->w[i], q);
+      submit(r, &r->w[i], q);
     }
     break;
   }
@@ -108,7 +108,7 @@ napi_value js_cut_tag(napi_env env, napi_callback_info info) {
     q->kind = CMD_CUT_TAG;
     q->lid = lid;
     q->tag = tag < 0 ? ALL_TAGS : (uint32_t)tag;
-    post(&r->w[i], q);
+    submit(r, &r->w[i], q);
   }
   return NULL;
 }

@@ -48,7 +48,7 @@ napi_value js_udp_listen(napi_env env, napi_callback_info info) {
   r->counts = count;
   q->kind = CMD_UDP_LISTEN;
   q->u = u;
-  post(&r->w[lid % (uint32_t)r->n], q); /* one worker owns a frontend and its whole flow table */
+  submit(r, &r->w[lid % (uint32_t)r->n], q); /* one worker owns a frontend and its whole flow table */
   CHECK(napi_create_uint32(env, actual, &out));
   return out;
 }
@@ -65,7 +65,7 @@ napi_value js_udp_unlisten(napi_env env, napi_callback_info info) {
   if (!q) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
   q->kind = CMD_UDP_UNLISTEN;
   q->lid = lid;
-  post(&r->w[lid % (uint32_t)r->n], q);
+  submit(r, &r->w[lid % (uint32_t)r->n], q);
   return NULL;
 }
 

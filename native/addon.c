@@ -45,6 +45,7 @@
  * threadsafe function and freed after its last call.
  */
 typedef struct sink {
+  relay *r;        /* NULL once the relay stopped */
   napi_ref array;
   double *data;
   size_t cap; /* doubles */
@@ -86,14 +87,36 @@ static void call_js(napi_env env, napi_value fn, void *ctx, void *data) {
     if (argv[0] && napi_create_uint32(env, (uint32_t)len, &argv[1]) == napi_ok) {
       memcpy(k->data, b->r, len * sizeof(double));
       napi_get_undefined(env, &undef);
+      relay *r = k->r;
+      if (r) r->corked = 1; /* the batch's answers go out together: one wake-up per worker */
       napi_call_function(env, undef, fn, 2, argv, NULL);
+      if (k->r) uncork(k->r);
     }
   }
   free(b);
 }
 
+/* On the JavaScript thread: to worker w now, or with the rest of a report batch's answers. */
+void submit(relay *r, worker *w, cmd *q) {
+  if (!r->corked) { post(w, q); return; }
+  if (w->staged_tail) w->staged_tail->next = q; else w->staged = q;
+  w->staged_tail = q;
+}
+
+void uncork(relay *r) {
+  r->corked = 0;
+  for (int i = 0; i < r->n; i++) {
+    worker *w = &r->w[i];
+    if (!w->staged) continue;
+    post_list(w, w->staged, w->staged_tail);
+    w->staged = w->staged_tail = NULL;
+  }
+}
+
 static void stop_all(relay *r) {
   if (r->closed) return;
+  if (r->corked) uncork(r); /* closed from a report handler: what it staged is freed below */
+  if (r->sink) r->sink->r = NULL;
   r->closed = 1;
   for (int i = 0; i < r->n; i++) {
     worker *w = &r->w[i];
@@ -216,6 +239,8 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "BEACON_RELAY", "onReports must be a function");
     return NULL;
   }
+  k->r = r;
+  r->sink = k;
   /* The relay must not keep the process alive by itself: the owner's close() ends it. */
   napi_unref_threadsafe_function(env, r->tsfn);
   for (int i = 0; i < n; i++) {
@@ -259,7 +284,7 @@ cmd *id_cmd(napi_env env, napi_value vr, napi_value vid, int kind, relay **rp) {
 /* To the worker that owns connection q->id (its index is in the id's low bits). */
 void post_to_owner(relay *r, cmd *q) {
   if ((int)(q->id & (MAX_WORKERS - 1)) >= r->n) { free_cmd(q); return; } /* not an id of ours */
-  post(&r->w[q->id & (MAX_WORKERS - 1)], q);
+  submit(r, &r->w[q->id & (MAX_WORKERS - 1)], q);
 }
 
 static napi_value js_connect(napi_env env, napi_callback_info info) {
@@ -341,7 +366,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   q->kind = CMD_ADD;
   q->c = c;
   uint64_t id = c->id; /* read before posting: the worker may end and free c at once */
-  post(w, q);
+  submit(r, w, q);
   CHECK(napi_create_double(env, (double)id, &out));
   return out;
 }

@@ -10,6 +10,9 @@
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "BEACON_RELAY", #call " failed"); return NULL; } } while (0)
 
 relay *open_relay(napi_env env, napi_value v);
+/* Posts q to w, or stages it while a report batch is being answered (uncork posts them). */
+void submit(relay *r, worker *w, cmd *q);
+void uncork(relay *r);
 void throw_errno(napi_env env, int err, const char *what);
 /* "ip", port -> sockaddr; 0 on success. */
 int to_sockaddr(napi_env env, napi_value ip, uint32_t port, struct sockaddr_storage *out, socklen_t *len);

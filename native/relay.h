@@ -116,6 +116,7 @@ typedef struct worker {
   int ep, efd;
   pthread_mutex_t mu;
   cmd *head, *tail;
+  cmd *staged, *staged_tail; /* JavaScript thread only: commands waiting for uncork() */
   int stopping;
   conn *live, *ready, *dead;
   idmap ids;
@@ -141,6 +142,8 @@ typedef struct relay {
   napi_threadsafe_function tsfn;
   listener *listeners;
   ucount *counts;       /* every UDP frontend's counters (JavaScript thread only) */
+  struct sink *sink;    /* where reports are copied for JavaScript (addon.c) */
+  int corked;           /* answering a report batch: commands are staged, posted together */
 } relay;
 
 /* pump.c */
@@ -169,6 +172,7 @@ void udp_free_listener(struct ulistener *u);
 void watch_timeout(worker *w, int64_t ms, int64_t now);
 void *worker_run(void *arg);
 void post(worker *w, cmd *q);
+void post_list(worker *w, cmd *head, cmd *tail);
 uint64_t new_id(worker *w);
 int idmap_put(idmap *m, uint64_t key, void *c);
 void *idmap_get(idmap *m, uint64_t key);

@@ -36,13 +36,19 @@ void free_cmd(cmd *q) {
   free(q);
 }
 
-void post(worker *w, cmd *q) {
+/* Appends the commands head..tail (linked by next) to w's queue; one wake-up for all. */
+void post_list(worker *w, cmd *head, cmd *tail) {
   pthread_mutex_lock(&w->mu);
   int wake = w->head == NULL; /* the thread drains the whole queue per wake-up */
-  if (w->tail) w->tail->next = q; else w->head = q;
-  w->tail = q;
+  if (w->tail) w->tail->next = head; else w->head = head;
+  w->tail = tail;
   pthread_mutex_unlock(&w->mu);
   if (wake) { uint64_t one = 1; ssize_t r = write(w->efd, &one, sizeof one); (void)r; }
+}
+
+void post(worker *w, cmd *q) {
+  q->next = NULL;
+  post_list(w, q, q);
 }
 
 void watch_timeout(worker *w, int64_t ms, int64_t now) {
