@@ -10,12 +10,12 @@ import { createRelay, NativeRelay } from '../../../speaker/proxy/native-relay.js
 const ENGINES = ['dgram', 'native'] as const;
 type Engine = (typeof ENGINES)[number];
 
-function make(t: Test, engine: Engine, opts: UdpFrontendOptions, onTransition?: (b: string, tr: 'up' | 'down') => void): UdpFrontend | NativeUdpFrontend {
-  if (engine === 'dgram') return new UdpFrontend('127.0.0.1', 0, opts, onTransition);
+function make(t: Test, engine: Engine, opts: UdpFrontendOptions, onTransition?: (b: string, tr: 'up' | 'down') => void, port = 0): UdpFrontend | NativeUdpFrontend {
+  if (engine === 'dgram') return new UdpFrontend('127.0.0.1', port, opts, onTransition);
   const { relay, why } = createRelay('native', 2);
   if (!(relay instanceof NativeRelay)) throw new Error(`native relay expected: ${why}`);
   t.teardown(() => relay.close());
-  return new NativeUdpFrontend('127.0.0.1', 0, opts, onTransition, undefined, relay);
+  return new NativeUdpFrontend('127.0.0.1', port, opts, onTransition, undefined, relay);
 }
 
 /** Polls `cond` every 20 ms for up to 3 s (the native engine reports ends from its thread). */
@@ -149,4 +149,22 @@ for (const engine of ENGINES) {
     t.pass('close is idempotent');
   });
 
+  t.test(`${engine}: a taken port is refused with its errno name; checks and affinity reach the pool`, async (t) => {
+    const a = await backend(t, 'a');
+    const busy = createSocket('udp4');
+    busy.bind(0, '127.0.0.1');
+    await once(busy, 'listening');
+    t.teardown(() => new Promise<void>((r) => busy.close(() => r())));
+    const clash = make(t, engine, DEFAULT_UDP_OPTIONS, undefined, busy.address().port);
+    await t.rejects(clash.start(), { code: 'EADDRINUSE' });
+    await clash.close();
+    const f = await frontend(t, engine, [a.port], { activeChecks: true, affinityTimeoutMs: 1 });
+    const c = await client(t);
+    t.equal((await c.ask(f.boundPort, 'x')).length, 0, 'no backend is healthy before a check passes');
+    t.same(f.snapshot().errors, { noHealthyBackend: 1 });
+    f.checkResult(`127.0.0.1:${a.port}`, true);
+    t.equal((await c.ask(f.boundPort, 'y')).toString(), 'a:y', 'a passed check makes it eligible');
+    if (f instanceof NativeUdpFrontend) f.expireAffinity(); else f.sweep();
+    t.equal((await c.ask(f.boundPort, 'z')).toString(), 'a:z', 'the flow goes on after its affinity entry expired');
+  });
 }
