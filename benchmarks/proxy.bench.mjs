@@ -100,20 +100,33 @@ export async function run(emit, args) {
     const extra = (p) => (p === 'beacon' || p === 'plain' ? { path: p, impl: impl[p] } : { path: p });
 
     // Idle connections first, while every proxy is fresh: what a held connection costs.
+    // Opened in two halves: the whole delta over the count is what a user sees after a
+    // fresh start (one-time costs included: code paged in, JIT, pools); the second half's
+    // delta over its count is the marginal cost of one more held connection, with every
+    // one-time cost already paid, the same way for every path.
     if (figures.has('rss')) {
       for (const p of paths) {
         if (p === 'direct') continue;
         const before = treeRss(pids[p]).bytes;
-        const hold = await holdIdle(routes[p].tcpEcho, idleCount, quick ? 30_000 : 60_000);
+        const half = Math.floor(idleCount / 2);
+        const first = await holdIdle(routes[p].tcpEcho, half, quick ? 30_000 : 60_000);
         await sleep(1500); // let allocators settle before reading RSS
+        const mid = treeRss(pids[p]).bytes;
+        const second = await holdIdle(routes[p].tcpEcho, idleCount - half, quick ? 30_000 : 60_000);
+        await sleep(1500);
         const after = treeRss(pids[p]);
-        await hold.stop();
-        const perConn = hold.held > 0 ? Math.round((after.bytes - before) / hold.held) : NaN;
+        await first.stop();
+        await second.stop();
+        const held = first.held + second.held;
+        const perConn = held > 0 ? Math.round((after.bytes - before) / held) : NaN;
+        const marginal = second.held > 0 ? Math.round((after.bytes - mid) / second.held) : NaN;
         put('rss_per_idle_connection', p, perConn);
+        put('rss_per_idle_connection_marginal', p, marginal);
         emit('rss_per_idle_connection', perConn, 'bytes', {
-          ...extra(p), held: hold.held, failed: hold.failed, rssBeforeMB: +(before / 1e6).toFixed(1), rssAfterMB: +(after.bytes / 1e6).toFixed(1),
+          ...extra(p), held, failed: first.failed + second.failed, rssBeforeMB: +(before / 1e6).toFixed(1), rssAfterMB: +(after.bytes / 1e6).toFixed(1),
           processes: after.processes, load1: loadavg()[0], ...(p === 'beacon' ? { target: `<= ${RSS_TARGET_BYTES}`, met: perConn <= RSS_TARGET_BYTES } : {}),
         });
+        emit('rss_per_idle_connection_marginal', marginal, 'bytes', { ...extra(p), held: second.held, rssMidMB: +(mid / 1e6).toFixed(1), rssAfterMB: +(after.bytes / 1e6).toFixed(1) });
         await sleep(1000); // closing 2 x idleCount sockets
       }
     }

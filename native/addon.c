@@ -1,22 +1,32 @@
 /*
- * Beacon's native relay, the N-API surface (ABI-stable: one build loads on Node 20 and 24).
+ * Beacon's native relay, the N-API surface (ABI-stable: one build loads on Node 20 and 24);
+ * listeners in addon-listen.c, UDP frontends in addon-udp.c.
  * JavaScript calls, all on its own thread:
- *   create(workers, onReports(Float64Array))  -> relay       threads start here
+ *   create(workers, onReports(Float64Array, length)) -> relay threads start here
  *   listen(relay, listenerId, ip, port, keepAliveS) -> port   throws {code: 'EADDRINUSE', ...}
  *   unlisten(relay, listenerId)
- *   connect(relay, id, ip, port, timeoutMs, idleMs, keepAliveS, header?)
+ *   connect(relay, id, tag, ip, port, timeoutMs, idleMs, keepAliveS, header?)
  *   reject(relay, id)                                         closes an accepted client
  *   add(relay, clientFd, upstreamFd, idleMs, header?) -> id   takes over a pair Node connected
  *   cut(relay, id)
+ *   cutTag(relay, listenerId, tag)                            every connection of the listener
+ *                                                             connected with tag (-1: all)
  *   close(relay)                                              idempotent; joins the threads
  * Reports come back in batches of 8 doubles each (relay.h EV_*):
- *   [0, id, bytesIn, bytesOut, reason]      a relayed connection ended
+ *   [0, id, bytesIn, bytesOut, reason, listenerId, tag]  a relayed connection ended
  *   [1, id, listenerId, port(+65536 if v6), a0, a1, a2, a3]  accepted; JavaScript answers connect or reject
- *   [2, id, connectMs]                      the upstream connected; relaying
- *   [3, id, errno]                          the upstream did not; answer connect or reject again
+ *   [2, id, connectMs, listenerId, tag]     the upstream connected; relaying
+ *   [3, id, errno, listenerId, tag]         the upstream did not; answer connect or reject again
+ *   [4, flowId, listenerId, port(+65536 if v6), a0, a1, a2, a3]  a new UDP flow; answer udpConnect or udpReject
+ *   [5, flowId, bytesIn, bytesOut, reason, listenerId, tag]  a UDP flow udpConnect was called for ended
+ * listenerId is 0 for a pair add() took over. UDP (udp.c):
+ *   udpListen(relay, listenerId, ip, port, idleMs, maxFlows) -> port   throws {code: 'EADDRINUSE', ...}
+ *   udpUnlisten(relay, listenerId)                            closes it and ends its flows
+ *   udpConnect(relay, flowId, listenerId, tag, ip, port)
+ *   udpReject(relay, flowId)
+ *   udpCounters(relay, listenerId) -> [bytesIn, bytesOut, flows, evictions, dropped]
  */
-#define NAPI_VERSION 8
-#include "relay.h"
+#include "addon.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,31 +37,86 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* listen(2) backlog: Node's default for net.Server (511), which HAProxy's maxconn-sized
- * backlog would exceed only under far more load than one Service port sees. */
-#define BACKLOG 511
 
-#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "BEACON_RELAY", #call " failed"); return NULL; } } while (0)
 
+/*
+ * Where reports are copied for JavaScript: one Float64Array kept across batches (grown when
+ * a batch does not fit), so a batch allocates nothing on the JavaScript side. Owned by the
+ * threadsafe function and freed after its last call.
+ */
+typedef struct sink {
+  relay *r;        /* NULL once the relay stopped */
+  napi_ref array;
+  double *data;
+  size_t cap; /* doubles */
+} sink;
+
+static void free_sink(napi_env env, void *data, void *hint) {
+  (void)hint;
+  sink *k = data;
+  if (k->array) napi_delete_reference(env, k->array);
+  free(k);
+}
+
+/* The sink's array, at least `need` doubles long; NULL when it cannot be made. */
+static napi_value sink_array(napi_env env, sink *k, size_t need) {
+  napi_value arr;
+  if (k->array && k->cap >= need && napi_get_reference_value(env, k->array, &arr) == napi_ok && arr) return arr;
+  size_t cap = k->cap ? k->cap : 64 * 8; /* 64 reports: a typical batch */
+  while (cap < need) cap *= 2;
+  void *mem;
+  napi_value ab;
+  if (napi_create_arraybuffer(env, cap * sizeof(double), &mem, &ab) != napi_ok
+      || napi_create_typedarray(env, napi_float64_array, cap, ab, 0, &arr) != napi_ok) return NULL;
+  if (k->array) napi_delete_reference(env, k->array);
+  k->array = NULL;
+  if (napi_create_reference(env, arr, 1, &k->array) != napi_ok) return NULL;
+  k->data = mem;
+  k->cap = cap;
+  return arr;
+}
+
+/* On the JavaScript thread: onReports(array, length) with the batch in array[0..length). */
 static void call_js(napi_env env, napi_value fn, void *ctx, void *data) {
-  (void)ctx;
   batch *b = data;
+  sink *k = ctx;
   if (env && fn) {
-    void *mem;
-    napi_value ab, arr, undef;
     size_t len = b->n * 8;
-    if (napi_create_arraybuffer(env, len * sizeof(double), &mem, &ab) == napi_ok) {
-      memcpy(mem, b->r, len * sizeof(double));
-      napi_create_typedarray(env, napi_float64_array, len, ab, 0, &arr);
+    napi_value argv[2], undef;
+    argv[0] = sink_array(env, k, len);
+    if (argv[0] && napi_create_uint32(env, (uint32_t)len, &argv[1]) == napi_ok) {
+      memcpy(k->data, b->r, len * sizeof(double));
       napi_get_undefined(env, &undef);
-      napi_call_function(env, undef, fn, 1, &arr, NULL);
+      relay *r = k->r;
+      if (r) r->corked = 1; /* the batch's answers go out together: one wake-up per worker */
+      napi_call_function(env, undef, fn, 2, argv, NULL);
+      if (k->r) uncork(k->r);
     }
   }
   free(b);
 }
 
+/* On the JavaScript thread: to worker w now, or with the rest of a report batch's answers. */
+void submit(relay *r, worker *w, cmd *q) {
+  if (!r->corked) { post(w, q); return; }
+  if (w->staged_tail) w->staged_tail->next = q; else w->staged = q;
+  w->staged_tail = q;
+}
+
+void uncork(relay *r) {
+  r->corked = 0;
+  for (int i = 0; i < r->n; i++) {
+    worker *w = &r->w[i];
+    if (!w->staged) continue;
+    post_list(w, w->staged, w->staged_tail);
+    w->staged = w->staged_tail = NULL;
+  }
+}
+
 static void stop_all(relay *r) {
   if (r->closed) return;
+  if (r->corked) uncork(r); /* closed from a report handler: what it staged is freed below */
+  if (r->sink) r->sink->r = NULL;
   r->closed = 1;
   for (int i = 0; i < r->n; i++) {
     worker *w = &r->w[i];
@@ -67,6 +132,7 @@ static void stop_all(relay *r) {
       next = q->next;
       if (q->kind == CMD_ADD) { close(q->c->fd[0]); close(q->c->fd[1]); free(q->c->pend[0].buf); free(q->c); }
       /* A listener this worker never took: give back its reference. */
+      if (q->kind == CMD_UDP_LISTEN) udp_free_listener(q->u);
       if (q->kind == CMD_LISTEN && __atomic_sub_fetch(&q->l->refs, 1, __ATOMIC_ACQ_REL) == 0) { close(q->l->fd); free(q->l); }
       free_cmd(q);
     }
@@ -81,6 +147,8 @@ static void stop_all(relay *r) {
     pthread_mutex_destroy(&w->mu);
   }
   r->listeners = NULL; /* the workers released them on their way out */
+  for (ucount *c = r->counts, *next; c; c = next) { next = c->next; free(c); }
+  r->counts = NULL;
   if (r->tsfn) napi_release_threadsafe_function(r->tsfn, napi_tsfn_release);
   r->tsfn = NULL;
 }
@@ -93,7 +161,7 @@ static void finalize(napi_env env, void *data, void *hint) {
   free(r);
 }
 
-static relay *open_relay(napi_env env, napi_value v) {
+relay *open_relay(napi_env env, napi_value v) {
   relay *r = NULL;
   if (napi_get_value_external(env, v, (void **)&r) != napi_ok || !r) {
     napi_throw_type_error(env, "BEACON_RELAY", "not a relay");
@@ -103,7 +171,7 @@ static relay *open_relay(napi_env env, napi_value v) {
   return r;
 }
 
-static void throw_errno(napi_env env, int err, const char *what) {
+void throw_errno(napi_env env, int err, const char *what) {
   char msg[160];
   const char *name = strerrorname_np(err);
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
@@ -111,7 +179,7 @@ static void throw_errno(napi_env env, int err, const char *what) {
 }
 
 /* "ip", port -> sockaddr; 0 on success. */
-static int to_sockaddr(napi_env env, napi_value ip, uint32_t port, struct sockaddr_storage *out, socklen_t *len) {
+int to_sockaddr(napi_env env, napi_value ip, uint32_t port, struct sockaddr_storage *out, socklen_t *len) {
   char text[64];
   size_t n = 0;
   if (napi_get_value_string_utf8(env, ip, text, sizeof text, &n) != napi_ok) return -1;
@@ -165,11 +233,14 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   r->w = ws;
   r->n = n;
   CHECK(napi_create_string_utf8(env, "beacon-relay", NAPI_AUTO_LENGTH, &name));
-  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &r->tsfn) != napi_ok) {
-    free(ws); free(r);
+  sink *k = calloc(1, sizeof(sink));
+  if (!k || napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, k, free_sink, k, call_js, &r->tsfn) != napi_ok) {
+    free(k); free(ws); free(r);
     napi_throw_type_error(env, "BEACON_RELAY", "onReports must be a function");
     return NULL;
   }
+  k->r = r;
+  r->sink = k;
   /* The relay must not keep the process alive by itself: the owner's close() ends it. */
   napi_unref_threadsafe_function(env, r->tsfn);
   for (int i = 0; i < n; i++) {
@@ -197,83 +268,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value js_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  relay *r = argc >= 5 ? open_relay(env, argv[0]) : NULL;
-  if (!r) return NULL;
-  double id;
-  uint32_t port;
-  int32_t keepalive;
-  CHECK(napi_get_value_double(env, argv[1], &id));
-  CHECK(napi_get_value_uint32(env, argv[3], &port));
-  CHECK(napi_get_value_int32(env, argv[4], &keepalive));
-  struct sockaddr_storage sa;
-  socklen_t len;
-  if (port > 65535 || to_sockaddr(env, argv[2], port, &sa, &len) < 0) { napi_throw_type_error(env, "BEACON_RELAY", "listen: not an IP address and port"); return NULL; }
-  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) { throw_errno(env, errno, "socket"); return NULL; }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* restart while old connections sit in TIME_WAIT, as Node does */
-  if (sa.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, BACKLOG) < 0) {
-    int err = errno;
-    close(fd);
-    throw_errno(env, err, "listen");
-    return NULL;
-  }
-  struct sockaddr_storage bound;
-  socklen_t blen = sizeof bound;
-  getsockname(fd, (struct sockaddr *)&bound, &blen);
-  uint32_t actual = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
-  listener *l = calloc(1, sizeof(listener));
-  if (!l) { close(fd); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
-  l->fd = fd;
-  l->id = id;
-  l->keepalive_s = keepalive;
-  l->refs = r->n;
-  l->next = r->listeners;
-  r->listeners = l;
-  for (int i = 0; i < r->n; i++) {
-    cmd *q = calloc(1, sizeof(cmd));
-    if (!q) { /* that worker will not accept here; the others do */
-      if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0) { close(l->fd); free(l); }
-      continue;
-    }
-    q->kind = CMD_LISTEN;
-    q->l = l;
-    post(&r->w[i], q);
-  }
-  CHECK(napi_create_uint32(env, actual, &out));
-  return out;
-}
-
-static napi_value js_unlisten(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  relay *r = argc >= 2 ? open_relay(env, argv[0]) : NULL;
-  if (!r) return NULL;
-  double id;
-  CHECK(napi_get_value_double(env, argv[1], &id));
-  for (listener **link = &r->listeners; *link; link = &(*link)->next) {
-    listener *l = *link;
-    if (l->id != id) continue;
-    *link = l->next;
-    for (int i = 0; i < r->n; i++) {
-      cmd *q = calloc(1, sizeof(cmd));
-      if (!q) continue; /* that worker keeps it until close(): accepts there are rejected by JavaScript */
-      q->kind = CMD_UNLISTEN;
-      q->l = l;
-      post(&r->w[i], q);
-    }
-    break;
-  }
-  return NULL;
-}
-
-static cmd *id_cmd(napi_env env, napi_value vr, napi_value vid, int kind, relay **rp) {
+cmd *id_cmd(napi_env env, napi_value vr, napi_value vid, int kind, relay **rp) {
   relay *r = open_relay(env, vr);
   if (!r) return NULL;
   double id;
@@ -287,25 +282,26 @@ static cmd *id_cmd(napi_env env, napi_value vr, napi_value vid, int kind, relay 
 }
 
 /* To the worker that owns connection q->id (its index is in the id's low bits). */
-static void post_to_owner(relay *r, cmd *q) {
+void post_to_owner(relay *r, cmd *q) {
   if ((int)(q->id & (MAX_WORKERS - 1)) >= r->n) { free_cmd(q); return; } /* not an id of ours */
-  post(&r->w[q->id & (MAX_WORKERS - 1)], q);
+  submit(r, &r->w[q->id & (MAX_WORKERS - 1)], q);
 }
 
 static napi_value js_connect(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) { napi_throw_type_error(env, "BEACON_RELAY", "connect(relay, id, ip, port, timeoutMs, idleMs, keepAliveS, header?)"); return NULL; }
+  if (argc < 8) { napi_throw_type_error(env, "BEACON_RELAY", "connect(relay, id, tag, ip, port, timeoutMs, idleMs, keepAliveS, header?)"); return NULL; }
   relay *r;
   cmd *q = id_cmd(env, argv[0], argv[1], CMD_CONNECT, &r);
   if (!q) return NULL;
   uint32_t port;
   double timeout, idle;
   int32_t keepalive;
-  if (napi_get_value_uint32(env, argv[3], &port) != napi_ok || port > 65535 || to_sockaddr(env, argv[2], port, &q->to, &q->tolen) < 0
-      || napi_get_value_double(env, argv[4], &timeout) != napi_ok || napi_get_value_double(env, argv[5], &idle) != napi_ok
-      || napi_get_value_int32(env, argv[6], &keepalive) != napi_ok || (argc > 7 && get_header(env, argv[7], &q->header, &q->hlen) < 0)) {
+  if (napi_get_value_uint32(env, argv[2], &q->tag) != napi_ok
+      || napi_get_value_uint32(env, argv[4], &port) != napi_ok || port > 65535 || to_sockaddr(env, argv[3], port, &q->to, &q->tolen) < 0
+      || napi_get_value_double(env, argv[5], &timeout) != napi_ok || napi_get_value_double(env, argv[6], &idle) != napi_ok
+      || napi_get_value_int32(env, argv[7], &keepalive) != napi_ok || (argc > 8 && get_header(env, argv[8], &q->header, &q->hlen) < 0)) {
     free_cmd(q);
     napi_throw_type_error(env, "BEACON_RELAY", "connect: bad arguments");
     return NULL;
@@ -317,7 +313,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value js_simple(napi_env env, napi_callback_info info, int kind) {
+napi_value js_simple(napi_env env, napi_callback_info info, int kind) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -370,7 +366,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   q->kind = CMD_ADD;
   q->c = c;
   uint64_t id = c->id; /* read before posting: the worker may end and free c at once */
-  post(w, q);
+  submit(r, w, q);
   CHECK(napi_create_double(env, (double)id, &out));
   return out;
 }
@@ -394,6 +390,12 @@ static napi_value init(napi_env env, napi_value exports) {
     { "reject", NULL, js_reject, NULL, NULL, NULL, napi_enumerable, NULL },
     { "add", NULL, js_add, NULL, NULL, NULL, napi_enumerable, NULL },
     { "cut", NULL, js_cut, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "cutTag", NULL, js_cut_tag, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpListen", NULL, js_udp_listen, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpUnlisten", NULL, js_udp_unlisten, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpConnect", NULL, js_udp_connect, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpReject", NULL, js_udp_reject, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "udpCounters", NULL, js_udp_counters, NULL, NULL, NULL, napi_enumerable, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -43,7 +43,7 @@ void kill_conn(worker *w, conn *c, int reason, int report_it) {
   }
   if (report_it) {
     int64_t in = c->bytes[0] - c->header;
-    emit(w, EV_END, (double)c->id, (double)(in < 0 ? 0 : in), (double)c->bytes[1], reason, 0, 0, 0);
+    emit(w, EV_END, (double)c->id, (double)(in < 0 ? 0 : in), (double)c->bytes[1], reason, c->lid, c->tag, 0);
   }
   c->dnext = w->dead;
   w->dead = c;

@@ -2,7 +2,9 @@
  * Beacon's native relay, shared declarations. Layout:
  *   pump.c    moving bytes for one connection (edge-triggered, backpressure, half-close)
  *   worker.c  the epoll threads: commands, accept, connect, timeouts, reports
- *   addon.c   the N-API surface JavaScript calls
+ *   udp.c     UDP frontends: the flow table (udp-io.c: datagrams both ways)
+ *   addon.c   the N-API surface JavaScript calls (addon-listen.c, addon-udp.c: its parts)
+ *   idmap.c   connection and flow ids to their structs
  * JavaScript decides (which client may connect, which backend, what header); these threads
  * do the I/O. Every conn is owned by exactly one worker thread; other threads only post
  * commands to it.
@@ -32,17 +34,24 @@
 #define MAX_WORKERS 16
 
 /* Reasons a connection ended, reported to JavaScript (native-relay.ts REASONS). */
-enum { R_DONE = 0, R_RESET = 1, R_IDLE = 2, R_CUT = 3 };
-/* Reports to JavaScript, 8 doubles each: [kind, id, a, b, c, d, e, f]. */
-enum { EV_END = 0, EV_ACCEPTED = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3 };
+enum { R_DONE = 0, R_RESET = 1, R_IDLE = 2, R_CUT = 3, R_EVICTED = 4, R_REFUSED = 5 };
+/* Reports to JavaScript, 8 doubles each: [kind, id, a, b, c, d, e, f]. Reports about a
+ * connection a listener accepted carry its listener id and the tag JavaScript gave its
+ * connect, so JavaScript keeps nothing per connection to route them. */
+enum { EV_END = 0, EV_ACCEPTED = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3, EV_FLOW = 4, EV_FLOW_END = 5 };
 enum { S_WAITING, S_CONNECTING, S_RELAYING };
-enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLISTEN };
+enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLISTEN, CMD_CUT_TAG,
+       CMD_UDP_LISTEN, CMD_UDP_UNLISTEN, CMD_UDP_CONNECT, CMD_UDP_REJECT };
+/* CMD_CUT_TAG with this tag cuts every connection of the listener. */
+#define ALL_TAGS UINT32_MAX
 
 typedef struct pending { char *buf; uint32_t off, len; } pending;
 
 typedef struct conn {
   int fd[2];            /* 0: client, 1: upstream (-1 until connected) */
   uint64_t id;
+  uint32_t lid;         /* the listener that accepted it (0: handed over by add()) */
+  uint32_t tag;         /* JavaScript's tag from connect() (its backend slot) */
   int state;
   int64_t bytes[2];     /* 0: client -> upstream, 1: upstream -> client */
   int64_t header;       /* PROXY header bytes queued ahead of the client's, not counted as its */
@@ -66,11 +75,23 @@ typedef struct listener {
   struct listener *next; /* the relay's list (JavaScript thread only) */
 } listener;
 
+/* A UDP frontend's counters: written by its worker, read by JavaScript at any time (atomics).
+ * Owned by the relay (freed at close), so a read after the frontend closed is still safe. */
+typedef struct ucount {
+  uint32_t lid;
+  int64_t bytes_in, bytes_out, flows, evictions, dropped;
+  struct ucount *next;
+} ucount;
+
+struct ulistener;
+
 typedef struct cmd {
   int kind;
   conn *c;
+  struct ulistener *u;
   uint64_t id;
   listener *l;
+  uint32_t lid, tag;
   struct sockaddr_storage to;
   socklen_t tolen;
   int64_t timeout_ms, idle_ms;
@@ -83,8 +104,8 @@ typedef struct cmd {
 typedef struct report { double v[8]; } report;
 typedef struct batch { size_t n; report r[]; } batch;
 
-/* id -> conn, open addressing with backward-shift deletion; worker thread only. */
-typedef struct idmap { uint64_t *keys; conn **vals; size_t cap, size; } idmap;
+/* id -> conn (or UDP flow), open addressing with backward-shift deletion; worker thread only. */
+typedef struct idmap { uint64_t *keys; void **vals; size_t cap, size; } idmap;
 
 struct relay;
 typedef struct worker {
@@ -95,9 +116,15 @@ typedef struct worker {
   int ep, efd;
   pthread_mutex_t mu;
   cmd *head, *tail;
+  cmd *staged, *staged_tail; /* JavaScript thread only: commands waiting for uncork() */
   int stopping;
   conn *live, *ready, *dead;
   idmap ids;
+  idmap flow_ids;       /* UDP flows by id */
+  struct ulistener *udp; /* this worker's UDP frontends */
+  struct udpbufs *ub;   /* datagram buffers, made with the first UDP frontend */
+  struct flow *udp_dead_flows;
+  struct ulistener *udp_dead_listeners;
   uint64_t next_serial;
   listener *listeners[64];
   int nlisteners;
@@ -114,6 +141,9 @@ typedef struct relay {
   int closed;
   napi_threadsafe_function tsfn;
   listener *listeners;
+  ucount *counts;       /* every UDP frontend's counters (JavaScript thread only) */
+  struct sink *sink;    /* where reports are copied for JavaScript (addon.c) */
+  int corked;           /* answering a report batch: commands are staged, posted together */
 } relay;
 
 /* pump.c */
@@ -121,12 +151,31 @@ void service(worker *w, conn *c, int64_t now);
 void kill_conn(worker *w, conn *c, int reason, int report_it);
 void emit(worker *w, double kind, double id, double a, double b, double c, double d, double e, double f);
 
+/* udp.c */
+void udp_listen(worker *w, struct ulistener *u, int64_t now);
+void udp_unlisten(worker *w, uint32_t lid);
+void udp_connect(worker *w, cmd *q, int64_t now);
+void udp_reject(worker *w, uint64_t id);
+void udp_cut(worker *w, uint32_t lid, uint32_t tag);
+void udp_event(worker *w, uint64_t tag, int64_t now);
+void udp_scan(worker *w, int64_t now);
+void udp_reap(worker *w);
+void udp_shut_down(worker *w);
+struct ulistener *udp_new_listener(int fd, ucount *count, int64_t idle_ms, uint32_t max_flows);
+void udp_free_listener(struct ulistener *u);
+/* Tags in epoll's data (pointers are 16-byte aligned, so the low 4 bits are free). */
+#define TAG_LISTENER 2u
+#define TAG_UDP_FRONT 4u
+#define TAG_UDP_FLOW 8u
+
 /* worker.c */
+void watch_timeout(worker *w, int64_t ms, int64_t now);
 void *worker_run(void *arg);
 void post(worker *w, cmd *q);
+void post_list(worker *w, cmd *head, cmd *tail);
 uint64_t new_id(worker *w);
-int idmap_put(idmap *m, uint64_t key, conn *c);
-conn *idmap_get(idmap *m, uint64_t key);
+int idmap_put(idmap *m, uint64_t key, void *c);
+void *idmap_get(idmap *m, uint64_t key);
 void idmap_del(idmap *m, uint64_t key);
 int64_t now_ms(void);
 int64_t now_us(void);

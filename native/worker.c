@@ -14,8 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Tags in epoll's data: conn pointers (16-byte aligned) carry the side in bit 0; listeners bit 1. */
-#define TAG_LISTENER 2u
+/* Tags in epoll's data (relay.h): conn pointers (16-byte aligned) carry the side in bit 0. */
 
 int64_t now_us(void) {
   struct timespec ts;
@@ -30,67 +29,6 @@ uint64_t new_id(worker *w) {
   return (serial << 4) | (uint64_t)w->index;
 }
 
-/* ---- id map (worker thread only) ---- */
-
-static size_t slot(uint64_t key, size_t cap) { return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1); }
-
-int idmap_put(idmap *m, uint64_t key, conn *c) {
-  if ((m->size + 1) * 2 > m->cap) {
-    size_t cap = m->cap ? m->cap * 2 : 1024;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    conn **vals = calloc(cap, sizeof *vals);
-    if (!keys || !vals) { free(keys); free(vals); return -1; }
-    for (size_t i = 0; i < m->cap; i++) {
-      if (!m->vals[i]) continue;
-      size_t j = slot(m->keys[i], cap);
-      while (vals[j]) j = (j + 1) & (cap - 1);
-      keys[j] = m->keys[i];
-      vals[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    m->keys = keys;
-    m->vals = vals;
-    m->cap = cap;
-  }
-  size_t i = slot(key, m->cap);
-  while (m->vals[i] && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
-  if (!m->vals[i]) m->size++;
-  m->keys[i] = key;
-  m->vals[i] = c;
-  return 0;
-}
-
-conn *idmap_get(idmap *m, uint64_t key) {
-  if (!m->cap) return NULL;
-  for (size_t i = slot(key, m->cap); m->vals[i]; i = (i + 1) & (m->cap - 1))
-    if (m->keys[i] == key) return m->vals[i];
-  return NULL;
-}
-
-void idmap_del(idmap *m, uint64_t key) {
-  if (!m->cap) return;
-  size_t mask = m->cap - 1, i = slot(key, m->cap);
-  while (m->keys[i] != key || !m->vals[i]) {
-    if (!m->vals[i]) return;
-    i = (i + 1) & mask;
-  }
-  /* Backward shift: pull later entries of the same probe run into the hole. */
-  for (size_t j = i;;) {
-    j = (j + 1) & mask;
-    if (!m->vals[j]) break;
-    size_t k = slot(m->keys[j], m->cap);
-    int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-    if (stays) continue;
-    m->keys[i] = m->keys[j];
-    m->vals[i] = m->vals[j];
-    i = j;
-  }
-  m->vals[i] = NULL;
-  m->keys[i] = 0;
-  m->size--;
-}
-
 /* ---- commands ---- */
 
 void free_cmd(cmd *q) {
@@ -98,16 +36,22 @@ void free_cmd(cmd *q) {
   free(q);
 }
 
-void post(worker *w, cmd *q) {
+/* Appends the commands head..tail (linked by next) to w's queue; one wake-up for all. */
+void post_list(worker *w, cmd *head, cmd *tail) {
   pthread_mutex_lock(&w->mu);
   int wake = w->head == NULL; /* the thread drains the whole queue per wake-up */
-  if (w->tail) w->tail->next = q; else w->head = q;
-  w->tail = q;
+  if (w->tail) w->tail->next = head; else w->head = head;
+  w->tail = tail;
   pthread_mutex_unlock(&w->mu);
   if (wake) { uint64_t one = 1; ssize_t r = write(w->efd, &one, sizeof one); (void)r; }
 }
 
-static void watch_timeout(worker *w, int64_t ms, int64_t now) {
+void post(worker *w, cmd *q) {
+  q->next = NULL;
+  post_list(w, q, q);
+}
+
+void watch_timeout(worker *w, int64_t ms, int64_t now) {
   if (ms <= 0) return;
   int64_t scan = ms / 4;
   if (scan < SCAN_MIN_MS) scan = SCAN_MIN_MS;
@@ -162,11 +106,11 @@ static void connect_failed(worker *w, conn *c, int err) {
   c->header = 0;
   c->state = S_WAITING;
   unlink_live(w, c);
-  emit(w, EV_CONNECT_FAILED, (double)c->id, err, 0, 0, 0, 0, 0);
+  emit(w, EV_CONNECT_FAILED, (double)c->id, err, c->lid, c->tag, 0, 0, 0);
 }
 
 static void connected(worker *w, conn *c, int64_t now) {
-  emit(w, EV_CONNECTED, (double)c->id, (double)(now_us() - c->started_us) / 1000.0, 0, 0, 0, 0, 0);
+  emit(w, EV_CONNECTED, (double)c->id, (double)(now_us() - c->started_us) / 1000.0, c->lid, c->tag, 0, 0, 0);
   start_relaying(w, c, now);
 }
 
@@ -182,8 +126,9 @@ static void set_keepalive(int fd, int seconds) {
 static void do_connect(worker *w, cmd *q, int64_t now) {
   conn *c = idmap_get(&w->ids, q->id);
   if (!c || c->state != S_WAITING) return;
+  c->tag = q->tag;
   int s = socket(q->to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s < 0) { emit(w, EV_CONNECT_FAILED, (double)c->id, errno, 0, 0, 0, 0, 0); return; }
+  if (s < 0) { emit(w, EV_CONNECT_FAILED, (double)c->id, errno, c->lid, c->tag, 0, 0, 0); return; }
   set_keepalive(s, q->keepalive_s);
   c->fd[1] = s;
   c->state = S_CONNECTING;
@@ -244,6 +189,7 @@ static void accept_from(worker *w, listener *l, int64_t now) {
     c->fd[0] = fd;
     c->fd[1] = -1;
     c->id = new_id(w);
+    c->lid = (uint32_t)l->id;
     c->state = S_WAITING;
     if (idmap_put(&w->ids, c->id, c) < 0) { close(fd); free(c); continue; }
     set_keepalive(fd, l->keepalive_s);
@@ -262,6 +208,16 @@ static void accept_from(worker *w, listener *l, int64_t now) {
       port = ntohs(a->sin_port);
     }
     emit(w, EV_ACCEPTED, (double)c->id, l->id, port, words[0], words[1], words[2], words[3]);
+  }
+}
+
+/* Cuts the listener's relayed and connecting connections with this tag (or all of them). */
+static void cut_tag(worker *w, uint32_t lid, uint32_t tag) {
+  for (conn *c = w->live, *next; c; c = next) {
+    next = c->next;
+    if (c->lid != lid || (tag != ALL_TAGS && c->tag != tag)) continue;
+    if (c->state == S_RELAYING) kill_conn(w, c, R_CUT, 1);
+    else if (c->state == S_CONNECTING) connect_failed(w, c, ECANCELED);
   }
 }
 
@@ -303,6 +259,11 @@ static void take_commands(worker *w, int64_t now) {
       } else release_listener(q->l);
       break;
     case CMD_UNLISTEN: drop_listener(w, q->l); break;
+    case CMD_CUT_TAG: cut_tag(w, q->lid, q->tag); udp_cut(w, q->lid, q->tag); break;
+    case CMD_UDP_LISTEN: udp_listen(w, q->u, now); q->u = NULL; break;
+    case CMD_UDP_UNLISTEN: udp_unlisten(w, q->lid); break;
+    case CMD_UDP_CONNECT: udp_connect(w, q, now); break;
+    case CMD_UDP_REJECT: udp_reject(w, q->id); break;
     }
     free_cmd(q);
   }
@@ -335,6 +296,7 @@ static void scan(worker *w, int64_t now) {
     if (c->state == S_CONNECTING && now >= c->deadline_ms) connect_failed(w, c, ETIMEDOUT);
     else if (c->state == S_RELAYING && c->idle_ms > 0 && now - c->last_ms >= c->idle_ms) kill_conn(w, c, R_IDLE, 1);
   }
+  udp_scan(w, now);
   w->next_scan = now + w->scan_ms;
 }
 
@@ -352,6 +314,7 @@ static void shut_down(worker *w) {
   free(w->ids.keys);
   free(w->ids.vals);
   w->ids = (idmap){ 0 };
+  udp_shut_down(w);
 }
 
 void *worker_run(void *arg) {
@@ -360,7 +323,7 @@ void *worker_run(void *arg) {
   while (!w->stopping) {
     int64_t now = now_ms();
     int64_t wake = INT64_MAX;
-    if (w->live && w->scan_ms < INT64_MAX) wake = w->next_scan;
+    if ((w->live || w->udp) && w->scan_ms < INT64_MAX) wake = w->next_scan;
     if (w->accept_paused_until && w->accept_paused_until < wake) wake = w->accept_paused_until;
     int timeout = w->ready ? 0 : wake == INT64_MAX ? -1 : (int)(wake > now ? wake - now : 0);
     int n = epoll_wait(w->ep, evs, MAX_EVENTS, timeout);
@@ -369,6 +332,7 @@ void *worker_run(void *arg) {
     for (int i = 0; i < n; i++) {
       uint64_t u = evs[i].data.u64;
       if (u == 0) { take_commands(w, now); continue; }
+      if (u & (TAG_UDP_FRONT | TAG_UDP_FLOW)) { udp_event(w, u, now); continue; }
       if (u & TAG_LISTENER) { accept_from(w, (listener *)(uintptr_t)(u & ~(uint64_t)TAG_LISTENER), now); continue; }
       conn *c = (conn *)(uintptr_t)(u & ~(uint64_t)1);
       int side = (int)(u & 1);
@@ -400,8 +364,9 @@ void *worker_run(void *arg) {
       w->accept_paused_until = 0;
       for (int i = 0; i < w->nlisteners; i++) arm_listener(w, w->listeners[i]);
     }
-    if (w->live && now >= w->next_scan) scan(w, now);
+    if ((w->live || w->udp) && now >= w->next_scan) scan(w, now);
     reap(w);
+    udp_reap(w);
     flush(w);
   }
   shut_down(w);

@@ -19,7 +19,8 @@ import { backendId, type BackendAddress } from '../../lib/balancer/backend-pool.
 import { TcpFrontend } from './tcp-frontend.js';
 import { DEFAULT_TCP_OPTIONS, TcpFrontendBase, type FrontendStats, type TcpFrontendOptions } from './tcp-frontend-base.js';
 import { NativeTcpFrontend } from './native-frontend.js';
-import { DEFAULT_UDP_OPTIONS, UdpFrontend } from './udp-frontend.js';
+import { DEFAULT_UDP_OPTIONS, UdpFrontend, type UdpFrontendOptions } from './udp-frontend.js';
+import { NativeUdpFrontend } from './native-udp-frontend.js';
 import { HealthChecker, type CheckOptions } from './health-checker.js';
 import { createRelay, NativeRelay } from './native-relay.js';
 import type { Relay } from './relay.js';
@@ -92,7 +93,7 @@ export interface ProxyStats {
 interface Served {
   readonly spec: Frontend;
   readonly fingerprint: string;
-  readonly engine: TcpFrontendBase | UdpFrontend;
+  readonly engine: TcpFrontendBase | UdpFrontend | NativeUdpFrontend;
   readonly checker: HealthChecker | undefined;
   readonly drainMs: number;
 }
@@ -132,11 +133,11 @@ export class Proxy {
   }
 
   /** The relay, made at first need (loading the addon is I/O, so not in the constructor). */
-  #relayForTcp(): Relay {
+  #relayFor(): Relay {
     if (!this.#relay) {
       const { relay, why } = createRelay(this.#relayChoice, this.#relayThreads);
       this.#relay = relay;
-      this.#logger.info({ relay: relay.kind, ...(why ? { why } : {}), threads: relay.kind === 'native' ? this.#relayThreads : undefined }, 'tcp relay');
+      this.#logger.info({ relay: relay.kind, ...(why ? { why } : {}), threads: relay.kind === 'native' ? this.#relayThreads : undefined }, 'relay');
     }
     return this.#relay;
   }
@@ -170,7 +171,7 @@ export class Proxy {
       }
     }
     if (this.#served.size > 0 && !this.#sweeper) {
-      this.#sweeper = setInterval(() => { for (const s of this.#served.values()) if (s.engine instanceof TcpFrontendBase) s.engine.expireAffinity(); }, AFFINITY_SWEEP_MS);
+      this.#sweeper = setInterval(() => { for (const s of this.#served.values()) if (!(s.engine instanceof UdpFrontend)) s.engine.expireAffinity(); }, AFFINITY_SWEEP_MS);
     }
     return { failed };
   }
@@ -189,15 +190,16 @@ export class Proxy {
       newConnectionsPerSecond: o.newConnectionsPerSecond, newConnectionsBurst: o.newConnectionsBurst,
       backendDrainMs: o.drainTimeoutMs, keepAliveMs: o.keepAliveMs,
     };
-    const relay = f.protocol === 'TCP' ? this.#relayForTcp() : undefined;
-    // The native relay accepts and connects itself; any other relay gets sockets from Node.
-    const engine = relay instanceof NativeRelay
-      ? new NativeTcpFrontend(f.ip, f.port, tcp, onTransition, this.#now, relay)
-      : relay ? new TcpFrontend(f.ip, f.port, tcp, onTransition, this.#now, relay)
-      : new UdpFrontend(f.ip, f.port, {
-        balance: o.balance, affinityTimeoutMs: o.affinityTimeoutMs, flowIdleTimeoutMs: o.udpFlowIdleTimeoutMs, maxFlows: Math.max(1, o.udpMaxFlows),
-        activeChecks: check !== undefined, health, allowClient: ranges.allows,
-      }, onTransition, this.#now);
+    const relay = this.#relayFor();
+    const udp: UdpFrontendOptions = {
+      balance: o.balance, affinityTimeoutMs: o.affinityTimeoutMs, flowIdleTimeoutMs: o.udpFlowIdleTimeoutMs, maxFlows: Math.max(1, o.udpMaxFlows),
+      activeChecks: check !== undefined, health, allowClient: ranges.allows,
+    };
+    // The native relay accepts, connects and moves datagrams itself; otherwise Node's sockets.
+    const engine = f.protocol === 'UDP'
+      ? relay instanceof NativeRelay ? new NativeUdpFrontend(f.ip, f.port, udp, onTransition, this.#now, relay) : new UdpFrontend(f.ip, f.port, udp, onTransition, this.#now)
+      : relay instanceof NativeRelay ? new NativeTcpFrontend(f.ip, f.port, tcp, onTransition, this.#now, relay)
+      : new TcpFrontend(f.ip, f.port, tcp, onTransition, this.#now, relay);
     engine.update(f.backends);
     try {
       await engine.start();

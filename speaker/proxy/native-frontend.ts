@@ -2,18 +2,32 @@
  * A TCP frontend whose sockets live only in the native relay: its threads accept, report
  * each client here for the decisions (admit, pick a backend, PROXY header), connect where
  * told, retry elsewhere when told, and relay. No Node socket exists for a connection, so
- * a new connection costs one small report and one call, and an idle one a few hundred
- * bytes (issue 4: new connections and RSS per idle connection against HAProxy).
- * Policy and counters are the base's (tcp-frontend-base.ts), the same as tcp-frontend.ts.
+ * a new connection costs one small report and one call. Once relayed, a connection costs
+ * JavaScript nothing: the threads' reports carry the backend slot given to connect(), so
+ * no object, closure or map entry is kept per established connection (issue 4: RSS per
+ * idle connection). Policy and counters are the base's (tcp-frontend-base.ts), the same
+ * as tcp-frontend.ts.
  */
 import { TcpFrontendBase, type TcpFrontendOptions } from './tcp-frontend-base.js';
-import type { NativeRelay } from './native-relay.js';
+import { ALL_TAGS, type ListenerEvents, type NativeRelay } from './native-relay.js';
 import { failedOnProxySide } from './connect-errors.js';
+
+/** ECANCELED (Linux errno 125): the relay gave up the attempt because it was cut, not the backend. */
+const ECANCELED = 125;
+
+/** A client between accept and relay (or give-up): the only per-connection state kept here. */
+interface Attempt {
+  readonly clientIp: string;
+  readonly clientPort: number;
+  /** Backends that failed it, only once one has. */
+  tried: Set<string> | undefined;
+  attemptsLeft: number;
+}
 
 export class NativeTcpFrontend extends TcpFrontendBase {
   #listener: { id: number; port: number } | undefined;
-  /** Accepted clients not yet relayed. */
-  readonly #pending = new Set<number>();
+  /** Accepted clients not yet relayed, by connection id. */
+  readonly #pending = new Map<number, Attempt>();
 
   constructor(
     ip: string,
@@ -28,7 +42,14 @@ export class NativeTcpFrontend extends TcpFrontendBase {
 
   start(): Promise<void> {
     try {
-      this.#listener = this.relay.listen(this.ip, this.port, this.options.keepAliveMs, (id, ip, port) => this.#accepted(id, ip, port));
+      // One object per frontend routes every report; none is made per connection.
+      const events: ListenerEvents = {
+        accepted: (id, ip, port) => this.#accepted(id, ip, port),
+        connected: (id, slot, ms) => this.#connected(id, slot, ms),
+        connectFailed: (id, slot, errno) => this.#connectFailed(id, slot, errno),
+        ended: (slot, bytesIn, bytesOut, reason) => this.ended(slot, bytesIn, bytesOut, reason),
+      };
+      this.#listener = this.relay.listen(this.ip, this.port, this.options.keepAliveMs, events);
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err as Error);
@@ -39,6 +60,11 @@ export class NativeTcpFrontend extends TcpFrontendBase {
     return this.#listener?.port ?? this.port;
   }
 
+  override async close(drainMs = 0): Promise<void> {
+    await super.close(drainMs);
+    if (this.#listener) this.relay.detach(this.#listener.id);
+  }
+
   protected stopListening(): Promise<void> {
     if (this.#listener) this.relay.unlisten(this.#listener.id);
     return Promise.resolve();
@@ -46,7 +72,15 @@ export class NativeTcpFrontend extends TcpFrontendBase {
 
   protected abortPending(): void {
     // Cut, not reject: the threads may have connected it already (its report on the way).
-    for (const id of this.#pending) this.relay.cut(id);
+    for (const id of this.#pending.keys()) this.relay.cut(id);
+  }
+
+  protected cutSlot(slot: number): void {
+    if (this.#listener) this.relay.cutTag(this.#listener.id, slot);
+  }
+
+  protected cutAll(): void {
+    if (this.#listener) this.relay.cutTag(this.#listener.id, ALL_TAGS);
   }
 
   #accepted(id: number, clientIp: string, clientPort: number): void {
@@ -54,37 +88,43 @@ export class NativeTcpFrontend extends TcpFrontendBase {
       this.relay.reject(id);
       return;
     }
-    this.#pending.add(id);
-    this.#attempt(id, clientIp, clientPort, new Set(), this.options.connectAttempts);
+    const attempt: Attempt = { clientIp, clientPort, tried: undefined, attemptsLeft: this.options.connectAttempts };
+    this.#pending.set(id, attempt);
+    this.#attempt(id, attempt);
   }
 
-  #attempt(id: number, clientIp: string, clientPort: number, tried: Set<string>, attemptsLeft: number): void {
-    const pick = this.closing ? ({ none: 'noBackend' } as const) : this.pick(clientIp, tried);
+  #connected(id: number, slot: number, connectMs: number): void {
+    if (!this.#pending.delete(id)) return;
+    // relayed() before settled(): the count of open connections never dips to 0 between.
+    this.relayed(slot, connectMs);
+    this.settled();
+    if (this.closing) this.relay.cut(id); // connected after close() cut the rest
+  }
+
+  #connectFailed(id: number, slot: number, errno: number): void {
+    const attempt = this.#pending.get(id);
+    if (!attempt) return;
+    if (errno === ECANCELED) { this.unhold(slot); this.#giveUp(id); return; }
+    const backend = this.backendOf(slot);
+    if (!failedOnProxySide(errno)) this.connectFailed(slot); // out of descriptors is not the backend's fault
+    (attempt.tried ??= new Set()).add(backend);
+    if (--attempt.attemptsLeft > 0 && !this.closing) this.#attempt(id, attempt);
+    else { this.error('connectFailed'); this.#giveUp(id); }
+  }
+
+  #attempt(id: number, attempt: Attempt): void {
+    const pick = this.closing ? ({ none: 'noBackend' } as const) : this.pick(attempt.clientIp, attempt.tried);
     if ('none' in pick) {
-      this.error(tried.size > 0 ? 'connectFailed' : pick.none);
+      this.error(attempt.tried ? 'connectFailed' : pick.none);
       this.#giveUp(id);
       return;
     }
-    const backend = pick.id;
-    this.relay.connect(id, pick.address.ip, pick.address.port, {
+    const slot = this.hold(pick.id);
+    const sent = this.relay.connect(id, slot, pick.address.ip, pick.address.port, {
       timeoutMs: this.options.connectTimeoutMs, idleTimeoutMs: this.options.idleTimeoutMs, keepAliveMs: this.options.keepAliveMs,
-      header: this.proxyHeader(clientIp, clientPort),
-    }, {
-      connected: (connectMs) => {
-        this.#pending.delete(id);
-        // relayed() before settled(): the count of open connections never dips to 0 between.
-        const onEnd = this.relayed(backend, connectMs, () => this.relay.cut(id));
-        this.settled();
-        if (this.closing) queueMicrotask(() => this.relay.cut(id)); // connected after close() cut the rest
-        return onEnd;
-      },
-      failed: (errno) => {
-        if (!failedOnProxySide(errno)) this.connectFailed(backend); // out of descriptors is not the backend's fault
-        tried.add(backend);
-        if (attemptsLeft > 1 && !this.closing) this.#attempt(id, clientIp, clientPort, tried, attemptsLeft - 1);
-        else { this.error('connectFailed'); this.#giveUp(id); }
-      },
+      header: this.proxyHeader(attempt.clientIp, attempt.clientPort),
     });
+    if (!sent) { this.unhold(slot); this.#giveUp(id); } // the relay is closed: nothing will be reported
   }
 
   #giveUp(id: number): void {

@@ -17,13 +17,19 @@ import { PipeRelay, type Relay, type RelayEnd, type RelayEndReason, type RelaySp
 
 /** The addon's exports (native/relay.c). */
 export interface RelayAddon {
-  create(workers: number, onReports: (batch: Float64Array) => void): object;
+  create(workers: number, onReports: (batch: Float64Array, length: number) => void): object;
   listen(relay: object, listenerId: number, ip: string, port: number, keepAliveS: number): number;
   unlisten(relay: object, listenerId: number): void;
-  connect(relay: object, id: number, ip: string, port: number, timeoutMs: number, idleMs: number, keepAliveS: number, header?: Buffer): void;
+  connect(relay: object, id: number, tag: number, ip: string, port: number, timeoutMs: number, idleMs: number, keepAliveS: number, header?: Buffer): void;
   reject(relay: object, id: number): void;
   add(relay: object, clientFd: number, upstreamFd: number, idleMs: number, header?: Buffer): number;
   cut(relay: object, id: number): void;
+  cutTag(relay: object, listenerId: number, tag: number): void;
+  udpListen(relay: object, listenerId: number, ip: string, port: number, idleMs: number, maxFlows: number): number;
+  udpUnlisten(relay: object, listenerId: number): void;
+  udpConnect(relay: object, flowId: number, listenerId: number, tag: number, ip: string, port: number): void;
+  udpReject(relay: object, flowId: number): void;
+  udpCounters(relay: object, listenerId: number): [bytesIn: number, bytesOut: number, flows: number, evictions: number, dropped: number];
   close(relay: object): void;
 }
 
@@ -32,16 +38,50 @@ const EV_END = 0;
 const EV_ACCEPTED = 1;
 const EV_CONNECTED = 2;
 const EV_CONNECT_FAILED = 3;
+const EV_FLOW = 4;
+const EV_FLOW_END = 5;
 const REPORT_WIDTH = 8;
 
-/** Told of clients the threads accepted on a listener; answers with connect() or reject(). */
-export type AcceptHandler = (id: number, clientIp: string, clientPort: number) => void;
-
-/** One connect attempt's outcome. `connected` returns what to call when the connection ends. */
-export interface ConnectHandler {
-  connected(connectMs: number): (end: RelayEnd) => void;
-  failed(errno: number): void;
+/**
+ * What a listener's owner hears about its connections. Every report names the connection
+ * by id and by the tag its connect() was given (the owner's backend slot), so the owner
+ * keeps no object, closure or map entry per established connection (issue 4: RSS per idle
+ * connection).
+ */
+export interface ListenerEvents {
+  /** A client was accepted; answer with connect() or reject(). */
+  accepted(id: number, clientIp: string, clientPort: number): void;
+  /** The upstream connected; the threads relay from here on. */
+  connected(id: number, tag: number, connectMs: number): void;
+  /** The upstream could not be reached (errno; ECANCELED after a cut): connect() elsewhere or reject(). */
+  connectFailed(id: number, tag: number, errno: number): void;
+  /** A relayed connection ended. */
+  ended(tag: number, bytesIn: number, bytesOut: number, reason: RelayEndReason): void;
 }
+
+/** Why a UDP flow ended (native/relay.h R_*): idle, evicted, refused (ICMP unreachable) or cut. */
+export type FlowEndReason = 'idle' | 'evicted' | 'refused' | 'cut' | 'reset';
+const FLOW_REASONS: Record<number, FlowEndReason> = { 2: 'idle', 3: 'cut', 4: 'evicted', 5: 'refused' };
+
+/** What a UDP frontend hears about its flows (the same tagging as ListenerEvents). */
+export interface FlowEvents {
+  /** A new client address; answer with udpConnect() or udpReject(). */
+  flow(id: number, clientIp: string, clientPort: number): void;
+  /** A flow udpConnect() was called for ended. */
+  flowEnded(tag: number, bytesIn: number, bytesOut: number, reason: FlowEndReason): void;
+}
+
+export interface UdpCounters {
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly flows: number;
+  readonly evictions: number;
+  /** Datagrams dropped while their new flow waited for a decision. */
+  readonly dropped: number;
+}
+
+/** cutTag()'s tag for every connection of a listener. */
+export const ALL_TAGS = -1;
 
 /** Indexed by the reason code the addon reports. */
 const REASONS: readonly RelayEndReason[] = ['done', 'reset', 'idleTimeout', 'cut'];
@@ -51,6 +91,10 @@ const ADDON_PATHS = ['../../native/beacon_relay.node', '../../dist/native/beacon
 
 export class RelayLoadError extends Error {
   readonly code = 'BEACON_RELAY_UNAVAILABLE';
+}
+
+export class RelayClosedError extends Error {
+  readonly code = 'BEACON_RELAY_CLOSED';
 }
 
 /** Loads the addon, or says why not (not built, wrong platform). */
@@ -75,9 +119,10 @@ export class NativeRelay implements Relay {
   #handle: object | undefined;
   #nextListener = 1;
   #closed = false;
+  /** Pairs taken over by relay() (the handoff path): what to call at their end. */
   readonly #open = new Map<number, (end: RelayEnd) => void>();
-  readonly #connecting = new Map<number, ConnectHandler>();
-  readonly #listeners = new Map<number, AcceptHandler>();
+  readonly #listeners = new Map<number, ListenerEvents>();
+  readonly #udpListeners = new Map<number, FlowEvents>();
   readonly #fallback = new PipeRelay();
   /** Connections the native side could not take and the pipe relay carries instead. */
   fallbacks = 0;
@@ -111,38 +156,91 @@ export class NativeRelay implements Relay {
   }
 
   #started(): object {
-    this.#handle ??= this.addon.create(this.threads, (batch) => this.#reports(batch));
+    this.#handle ??= this.addon.create(this.threads, (batch, length) => this.#reports(batch, length));
     return this.#handle;
   }
 
   /**
-   * Listens on ip:port in the threads; `onAccept` hears of every client. Returns the id for
-   * unlisten() and the bound port. Throws an Error whose `code` is the errno name (EADDRINUSE).
+   * Listens on ip:port in the threads; `events` hears of every client and its connection.
+   * Returns the id for unlisten(), cutTag() and detach(), and the bound port. Throws an
+   * Error whose `code` is the errno name (EADDRINUSE).
    */
-  listen(ip: string, port: number, keepAliveMs: number, onAccept: AcceptHandler): { id: number; port: number } {
-    if (this.#closed) throw Object.assign(new Error('relay is closed'), { code: 'BEACON_RELAY_CLOSED' });
+  listen(ip: string, port: number, keepAliveMs: number, events: ListenerEvents): { id: number; port: number } {
+    if (this.#closed) throw new RelayClosedError('relay is closed');
     const id = this.#nextListener++;
     const bound = this.addon.listen(this.#started(), id, ip, port, Math.ceil(keepAliveMs / 1000));
-    this.#listeners.set(id, onAccept);
+    this.#listeners.set(id, events);
     return { id, port: bound };
   }
 
+  /** Stops accepting; the listener's connections go on and are still reported. */
   unlisten(id: number): void {
-    this.#listeners.delete(id);
     if (this.#handle && !this.#closed) this.addon.unlisten(this.#handle, id);
   }
 
-  /** Connects accepted client `id` to ip:port; exactly one of `handler`'s calls follows. */
-  connect(id: number, ip: string, port: number, options: { timeoutMs: number; idleTimeoutMs: number; keepAliveMs: number; header?: Buffer | undefined }, handler: ConnectHandler): void {
-    if (this.#closed || !this.#handle) { handler.failed(0); return; }
-    this.#connecting.set(id, handler);
-    this.addon.connect(this.#handle, id, ip, port, options.timeoutMs, options.idleTimeoutMs, Math.ceil(options.keepAliveMs / 1000), options.header);
+  /** Forgets a listener once its owner is done with it (after unlisten() and its last end). */
+  detach(id: number): void {
+    this.#listeners.delete(id);
+  }
+
+  /**
+   * Connects accepted client `id` to ip:port; its listener hears connected() or
+   * connectFailed() with `tag`. False: the relay is closed and nothing will be heard.
+   */
+  connect(id: number, tag: number, ip: string, port: number, options: { timeoutMs: number; idleTimeoutMs: number; keepAliveMs: number; header?: Buffer | undefined }): boolean {
+    if (this.#closed || !this.#handle) return false;
+    this.addon.connect(this.#handle, id, tag, ip, port, options.timeoutMs, options.idleTimeoutMs, Math.ceil(options.keepAliveMs / 1000), options.header);
+    return true;
   }
 
   /** Closes accepted client `id` without connecting it. */
   reject(id: number): void {
-    this.#connecting.delete(id);
     if (this.#handle && !this.#closed) this.addon.reject(this.#handle, id);
+  }
+
+  /**
+   * A UDP frontend on ip:port in the threads (one thread owns it and its flow table).
+   * Returns its id and bound port; throws an Error whose `code` is the errno name.
+   */
+  udpListen(ip: string, port: number, idleMs: number, maxFlows: number, events: FlowEvents): { id: number; port: number } {
+    if (this.#closed) throw new RelayClosedError('relay is closed');
+    const id = this.#nextListener++;
+    const bound = this.addon.udpListen(this.#started(), id, ip, port, idleMs, maxFlows);
+    this.#udpListeners.set(id, events);
+    return { id, port: bound };
+  }
+
+  /** Closes the UDP frontend; each of its flows is reported ended (cut). */
+  udpUnlisten(id: number): void {
+    if (this.#handle && !this.#closed) this.addon.udpUnlisten(this.#handle, id);
+  }
+
+  /** Forgets a UDP frontend once its owner is done with it. */
+  udpDetach(id: number): void {
+    this.#udpListeners.delete(id);
+  }
+
+  /** Pins flow `flowId` to ip:port; its end is reported with `tag`. False: the relay is closed. */
+  udpConnect(flowId: number, listenerId: number, tag: number, ip: string, port: number): boolean {
+    if (this.#closed || !this.#handle) return false;
+    this.addon.udpConnect(this.#handle, flowId, listenerId, tag, ip, port);
+    return true;
+  }
+
+  udpReject(flowId: number): void {
+    if (this.#handle && !this.#closed) this.addon.udpReject(this.#handle, flowId);
+  }
+
+  /** The frontend's live counters (zeros once the relay is closed). */
+  udpCounters(listenerId: number): UdpCounters {
+    if (!this.#handle || this.#closed) return { bytesIn: 0, bytesOut: 0, flows: 0, evictions: 0, dropped: 0 };
+    const [bytesIn, bytesOut, flows, evictions, dropped] = this.addon.udpCounters(this.#handle, listenerId);
+    return { bytesIn, bytesOut, flows, evictions, dropped };
+  }
+
+  /** Cuts listener `listenerId`'s relayed and connecting connections with `tag` (ALL_TAGS: all). */
+  cutTag(listenerId: number, tag: number): void {
+    if (this.#handle && !this.#closed) this.addon.cutTag(this.#handle, listenerId, tag);
   }
 
   /**
@@ -159,8 +257,8 @@ export class NativeRelay implements Relay {
     if (this.#handle) this.addon.close(this.#handle);
     const left = [...this.#open.values()];
     this.#open.clear();
-    this.#connecting.clear();
     this.#listeners.clear();
+    this.#udpListeners.clear();
     // Their byte counts stayed in the threads: what is known is that they were cut.
     for (const onEnd of left) onEnd({ bytesIn: 0, bytesOut: 0, reason: 'cut' });
     this.#fallback.close();
@@ -171,29 +269,45 @@ export class NativeRelay implements Relay {
     return this.#fallback.relay(client, upstream, spec, onEnd);
   }
 
-  /** Reports from the threads, REPORT_WIDTH numbers each (native/addon.c). */
-  #reports(batch: Float64Array): void {
-    for (let i = 0; i + REPORT_WIDTH <= batch.length; i += REPORT_WIDTH) {
+  /** Reports from the threads in batch[0..length), REPORT_WIDTH numbers each (native/addon.c; the array is reused). */
+  #reports(batch: Float64Array, length: number): void {
+    for (let i = 0; i + REPORT_WIDTH <= length; i += REPORT_WIDTH) {
       const kind = batch[i]!;
       const id = batch[i + 1]!;
-      if (kind === EV_END) {
+      if (kind === EV_ACCEPTED) {
+        const events = this.#listeners.get(batch[i + 2]!);
+        const port = batch[i + 3]!;
+        if (!events) { this.reject(id); continue; } // its listener is gone
+        const clientIp = port >= 65536 ? ipv6(batch, i + 4) : ipv4(batch[i + 4]!);
+        events.accepted(id, clientIp, port % 65536);
+        continue;
+      }
+      if (kind === EV_FLOW) {
+        const events = this.#udpListeners.get(batch[i + 2]!);
+        const port = batch[i + 3]!;
+        if (!events) { this.udpReject(id); continue; }
+        events.flow(id, port >= 65536 ? ipv6(batch, i + 4) : ipv4(batch[i + 4]!), port % 65536);
+        continue;
+      }
+      if (kind === EV_FLOW_END) { // [id, in, out, reason, listener, tag]
+        this.#udpListeners.get(batch[i + 5]!)?.flowEnded(batch[i + 6]!, batch[i + 2]!, batch[i + 3]!, FLOW_REASONS[batch[i + 4]!] ?? 'reset');
+        continue;
+      }
+      // END [id, in, out, reason, listener, tag]; CONNECTED/FAILED [id, ms|errno, listener, tag]
+      const listenerId = batch[i + (kind === EV_END ? 5 : 3)]!;
+      const tag = batch[i + (kind === EV_END ? 6 : 4)]!;
+      if (listenerId === 0) { // a pair relay() took over
         const onEnd = this.#open.get(id);
-        if (!onEnd) continue;
+        if (kind !== EV_END || !onEnd) continue;
         this.#open.delete(id);
         onEnd({ bytesIn: batch[i + 2]!, bytesOut: batch[i + 3]!, reason: REASONS[batch[i + 4]!] ?? 'reset' });
-      } else if (kind === EV_ACCEPTED) {
-        const onAccept = this.#listeners.get(batch[i + 2]!);
-        const port = batch[i + 3]!;
-        const clientIp = port >= 65536 ? ipv6(batch, i + 4) : ipv4(batch[i + 4]!);
-        if (onAccept) onAccept(id, clientIp, port % 65536);
-        else this.reject(id); // its listener is gone
-      } else {
-        const handler = this.#connecting.get(id);
-        if (!handler) continue;
-        this.#connecting.delete(id);
-        if (kind === EV_CONNECTED) this.#open.set(id, handler.connected(batch[i + 2]!));
-        else if (kind === EV_CONNECT_FAILED) handler.failed(batch[i + 2]!);
+        continue;
       }
+      const events = this.#listeners.get(listenerId);
+      if (!events) continue;
+      if (kind === EV_END) events.ended(tag, batch[i + 2]!, batch[i + 3]!, REASONS[batch[i + 4]!] ?? 'reset');
+      else if (kind === EV_CONNECTED) events.connected(id, tag, batch[i + 2]!);
+      else if (kind === EV_CONNECT_FAILED) events.connectFailed(id, tag, batch[i + 2]!);
     }
   }
 }

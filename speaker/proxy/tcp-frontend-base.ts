@@ -11,7 +11,8 @@ import { BackendPool, type BackendAddress, type BackendStats, type PoolPick } fr
 import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
 import { TokenBucket } from '../../lib/proxy/rate-limit.js';
-import type { RelayEnd } from './relay.js';
+import type { RelayEndReason } from './relay.js';
+import { BackendSlots } from './backend-slots.js';
 
 export type Backend = BackendAddress;
 
@@ -72,8 +73,7 @@ export abstract class TcpFrontendBase {
   #connecting = 0;
   /** Called when no connection is relayed or connecting any more (close() waits on it). */
   #onIdle: (() => void) | undefined;
-  /** Per backend, how to cut each of its open connections (for draining a removed backend). */
-  readonly #cutters = new Map<string, Set<(reason?: string) => void>>();
+  readonly #slots: BackendSlots;
   readonly #drainTimers = new Set<NodeJS.Timeout>();
   readonly #bucket: TokenBucket | undefined;
   protected closing = false;
@@ -87,6 +87,8 @@ export abstract class TcpFrontendBase {
     protected readonly now: () => number = () => performance.now(),
   ) {
     this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, onTransition);
+    const pool = this.#pool;
+    this.#slots = new BackendSlots((id) => pool.has(id));
     if (options.newConnectionsPerSecond > 0) {
       this.#bucket = new TokenBucket(options.newConnectionsPerSecond, Math.max(1, options.newConnectionsBurst), now());
     }
@@ -98,15 +100,21 @@ export abstract class TcpFrontendBase {
   protected abstract stopListening(): Promise<void>;
   /** Ends clients accepted but not yet relayed. */
   protected abstract abortPending(): void;
+  /** Cuts the relayed connections to the backend in `slot` (each then ends through ended()). */
+  protected abstract cutSlot(slot: number): void;
+  /** Cuts every relayed connection. */
+  protected abstract cutAll(): void;
 
   update(backends: readonly Backend[]): void {
     this.#pool.update(backends);
-    for (const [id, cutters] of this.#cutters) {
-      if (this.#pool.has(id) || cutters.size === 0) continue;
+    for (const slot of this.#slots.orphans()) {
+      const s = this.#slots.get(slot)!;
+      const id = s.id;
       const timer = setTimeout(() => {
         this.#drainTimers.delete(timer);
-        if (this.#pool.has(id)) return; // it came back meanwhile
-        for (const cut of [...(this.#cutters.get(id) ?? [])]) cut('backendRemoved');
+        if (this.#pool.has(id) || s.id !== id || s.refs === 0) return; // it came back, or nothing is left
+        s.cutReason = 'backendRemoved';
+        this.cutSlot(slot);
       }, this.options.backendDrainMs);
       this.#drainTimers.add(timer);
     }
@@ -135,7 +143,7 @@ export abstract class TcpFrontendBase {
     for (const t of this.#drainTimers) clearTimeout(t);
     this.#drainTimers.clear();
     this.abortPending();
-    for (const cutters of this.#cutters.values()) for (const cut of [...cutters]) cut();
+    this.cutAll();
     // A native relay reports cuts from its own thread: wait for them, briefly.
     await this.#idle(CUT_REPORT_MS);
     await stopped;
@@ -171,13 +179,29 @@ export abstract class TcpFrontendBase {
     if (this.#active + this.#connecting === 0) this.#onIdle?.();
   }
 
-  protected pick(clientIp: string, tried: ReadonlySet<string>): PoolPick {
+  protected pick(clientIp: string, tried?: ReadonlySet<string>): PoolPick {
     return this.#pool.pick(clientIp, this.now(), tried);
   }
 
-  /** Real traffic could not reach `backend` (passive health). */
-  protected connectFailed(backend: string): void {
-    this.#pool.connectFailed(backend);
+  /** The slot of backend `id` (ip:port), held until connectFailed(), unhold() or ended() gives it back. */
+  protected hold(id: string): number {
+    return this.#slots.hold(id);
+  }
+
+  /** The backend id in `slot`. */
+  protected backendOf(slot: number): string {
+    return this.#slots.get(slot)!.id;
+  }
+
+  /** A connect attempt on `slot` failed (passive health); the slot is given back. */
+  protected connectFailed(slot: number): void {
+    this.#pool.connectFailed(this.backendOf(slot));
+    this.#slots.unref(slot);
+  }
+
+  /** Gives back a slot held by hold() whose attempt ended without a verdict on the backend. */
+  protected unhold(slot: number): void {
+    this.#slots.unref(slot);
   }
 
   protected proxyHeader(sourceAddress: string, sourcePort: number): Buffer | undefined {
@@ -187,29 +211,24 @@ export abstract class TcpFrontendBase {
     return version === 'v1' ? encodeV1(conn) : encodeV2(conn);
   }
 
-  /**
-   * A connection to `backend` is relayed; `relayCut` ends it. Returns what the relay calls
-   * at its end. Only numbers and strings are kept for then: the sockets may be long gone.
-   */
-  protected relayed(backend: string, connectMs: number, relayCut: () => void): (end: RelayEnd) => void {
-    this.#pool.opened(backend, connectMs);
+  /** The connect attempt on `slot` succeeded: the connection is relayed; the slot stays held until ended(). */
+  protected relayed(slot: number, connectMs: number): void {
+    this.#pool.opened(this.backendOf(slot), connectMs);
     this.#active++;
-    const mine = this.#cutters.get(backend) ?? new Set<(reason?: string) => void>();
-    this.#cutters.set(backend, mine);
-    let cutReason: string | undefined;
-    const cut = (reason?: string) => { cutReason ??= reason; relayCut(); };
-    mine.add(cut);
-    return (end: RelayEnd) => {
-      const reason = end.reason === 'cut' ? cutReason ?? 'cut' : end.reason === 'done' ? undefined : end.reason;
-      if (reason) this.error(reason);
-      this.#active--;
-      this.#pool.closed(backend, end.bytesIn, end.bytesOut, reason);
-      this.stats.bytesIn += end.bytesIn;
-      this.stats.bytesOut += end.bytesOut;
-      mine.delete(cut);
-      if (mine.size === 0 && this.#cutters.get(backend) === mine) this.#cutters.delete(backend);
-      if (this.#active + this.#connecting === 0) this.#onIdle?.();
-    };
+  }
+
+  /** A relayed connection on `slot` ended. */
+  protected ended(slot: number, bytesIn: number, bytesOut: number, why: RelayEndReason): void {
+    const s = this.#slots.get(slot);
+    if (!s) return;
+    const reason = why === 'cut' ? s.cutReason ?? 'cut' : why === 'done' ? undefined : why;
+    if (reason) this.error(reason);
+    this.#active--;
+    this.#pool.closed(s.id, bytesIn, bytesOut, reason);
+    this.stats.bytesIn += bytesIn;
+    this.stats.bytesOut += bytesOut;
+    this.#slots.unref(slot);
+    if (this.#active + this.#connecting === 0) this.#onIdle?.();
   }
 
   protected error(reason: string): void {

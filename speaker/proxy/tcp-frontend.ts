@@ -14,6 +14,8 @@ export { DEFAULT_TCP_OPTIONS, type Backend, type FrontendStats, type TcpFrontend
 export class TcpFrontend extends TcpFrontendBase {
   /** Sockets not yet handed to the relay (accepted, connecting). */
   readonly #sockets = new Set<Socket>();
+  /** Per backend slot, how to cut each of its relayed connections. */
+  readonly #cuts = new Map<number, Set<() => void>>();
   #server: Server | undefined;
 
   constructor(
@@ -52,6 +54,14 @@ export class TcpFrontend extends TcpFrontendBase {
     for (const s of this.#sockets) s.destroy();
   }
 
+  protected cutSlot(slot: number): void {
+    for (const cut of [...(this.#cuts.get(slot) ?? [])]) cut();
+  }
+
+  protected cutAll(): void {
+    for (const slot of [...this.#cuts.keys()]) this.cutSlot(slot);
+  }
+
   #accept(client: Socket): void {
     this.#sockets.add(client);
     client.once('close', () => this.#sockets.delete(client));
@@ -75,6 +85,7 @@ export class TcpFrontend extends TcpFrontendBase {
       return;
     }
     const { id, address: backend } = pick;
+    const slot = this.hold(id);
     const started = this.now();
     const upstream = connect({ host: backend.ip, port: backend.port, allowHalfOpen: true, noDelay: true, keepAlive: true, keepAliveInitialDelay: this.options.keepAliveMs, timeout: this.options.connectTimeoutMs });
     // Paused: nothing is read before the relay takes the socket (a native relay reads the descriptor itself).
@@ -84,7 +95,7 @@ export class TcpFrontend extends TcpFrontendBase {
     const failed = (err?: NodeJS.ErrnoException) => {
       client.off('close', clientGone);
       upstream.destroy();
-      if (!failedOnProxySide(err?.code)) this.connectFailed(id); // out of descriptors is not the backend's fault
+      if (!failedOnProxySide(err?.code)) this.connectFailed(slot); // out of descriptors is not the backend's fault
       tried.add(id);
       if (attemptsLeft > 1) this.#connect(client, tried, attemptsLeft - 1, settled);
       else { this.error('connectFailed'); client.destroy(); }
@@ -96,14 +107,23 @@ export class TcpFrontend extends TcpFrontendBase {
       upstream.off('error', failed);
       client.off('close', clientGone);
       upstream.setTimeout(0);
-      if (client.destroyed) { settled(); upstream.destroy(); return; }
+      if (client.destroyed) { this.unhold(slot); settled(); upstream.destroy(); return; }
       this.#sockets.delete(client); // the relay owns it now; close() cuts through the relay
       const header = this.proxyHeader(client.remoteAddress ?? '', client.remotePort ?? 0);
-      let relayCut: (() => void) | undefined;
       // relayed() before settled(): the count of open connections never dips to 0 between.
-      const onEnd = this.relayed(id, this.now() - started, () => relayCut?.());
+      this.relayed(slot, this.now() - started);
       settled();
-      relayCut = this.relay.relay(client, upstream, { idleTimeoutMs: this.options.idleTimeoutMs, header }, onEnd);
+      const cuts = this.#cuts.get(slot) ?? new Set<() => void>();
+      this.#cuts.set(slot, cuts);
+      let cut: (() => void) | undefined;
+      let ended = false;
+      cut = this.relay.relay(client, upstream, { idleTimeoutMs: this.options.idleTimeoutMs, header }, (end) => {
+        ended = true;
+        if (cut) cuts.delete(cut);
+        if (cuts.size === 0 && this.#cuts.get(slot) === cuts) this.#cuts.delete(slot);
+        this.ended(slot, end.bytesIn, end.bytesOut, end.reason);
+      });
+      if (!ended) cuts.add(cut);
     });
   }
 }

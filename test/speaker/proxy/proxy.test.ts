@@ -38,8 +38,8 @@ const tcp = (key: string, ports: number[], options: Frontend['options'] = {}, st
   backends: ports.map((port) => ({ ip: '127.0.0.1', port, state })),
 });
 
-function proxy(t: Test, logs: string[] = []): Proxy {
-  const p = new Proxy({ logger: { info: (o, m) => logs.push(`${m} ${JSON.stringify(o)}`), warn: (o, m) => logs.push(`WARN ${m} ${JSON.stringify(o)}`) } });
+function proxy(t: Test, logs: string[] = [], relay: 'native' | 'pipe' = 'native'): Proxy {
+  const p = new Proxy({ relay, logger: { info: (o, m) => logs.push(`${m} ${JSON.stringify(o)}`), warn: (o, m) => logs.push(`WARN ${m} ${JSON.stringify(o)}`) } });
   t.teardown(() => p.close());
   return p;
 }
@@ -138,21 +138,27 @@ t.test('a terminating backend keeps its connection; removing a frontend drains i
   await once(held.socket, 'close');
 });
 
-t.test('UDP through the public API', async (t) => {
-  const echo = createSocket('udp4');
-  echo.on('message', (m, r) => echo.send(Buffer.concat([Buffer.from('u:'), m]), r.port, r.address));
-  echo.bind(0, '127.0.0.1');
-  await once(echo, 'listening');
-  t.teardown(() => new Promise<void>((r) => echo.close(() => r())));
-  const p = proxy(t);
-  await p.apply([{ key: 'ns/dns:53/UDP', ip: '127.0.0.1', port: 0, protocol: 'UDP', options: {}, backends: [{ ip: '127.0.0.1', port: echo.address().port, state: 'ready' }] }]);
-  const c = createSocket('udp4');
-  t.teardown(() => new Promise<void>((r) => c.close(() => r())));
-  c.send('ping', p.stats().frontends['ns/dns:53/UDP']!.port, '127.0.0.1');
-  const [m] = await once(c, 'message') as [Buffer];
-  t.equal(m.toString(), 'u:ping');
-  t.equal(p.stats().frontends['ns/dns:53/UDP']!.flows, 1);
-});
+// UDP on both engines: the native relay's threads (default) and Node's dgram (relay 'pipe',
+// as when the addon is not built).
+for (const relay of ['native', 'pipe'] as const) {
+  t.test(`UDP through the public API (${relay})`, async (t) => {
+    const echo = createSocket('udp4');
+    echo.on('message', (m, r) => echo.send(Buffer.concat([Buffer.from('u:'), m]), r.port, r.address));
+    echo.bind(0, '127.0.0.1');
+    await once(echo, 'listening');
+    t.teardown(() => new Promise<void>((r) => echo.close(() => r())));
+    const p = proxy(t, [], relay);
+    await p.apply([{ key: 'ns/dns:53/UDP', ip: '127.0.0.1', port: 0, protocol: 'UDP', options: {}, backends: [{ ip: '127.0.0.1', port: echo.address().port, state: 'ready' }] }]);
+    const c = createSocket('udp4');
+    t.teardown(() => new Promise<void>((r) => c.close(() => r())));
+    c.send('ping', p.stats().frontends['ns/dns:53/UDP']!.port, '127.0.0.1');
+    const [m] = await once(c, 'message') as [Buffer];
+    t.equal(m.toString(), 'u:ping');
+    t.equal(p.stats().frontends['ns/dns:53/UDP']!.flows, 1);
+    await p.close();
+    t.equal(p.stats().frontends['ns/dns:53/UDP'], undefined, 'closed: the frontend is gone');
+  });
+}
 
 t.test('close() leaves nothing behind and is idempotent; apply after close refuses', async (t) => {
   const a = await backend(t, 'a');

@@ -1,0 +1,114 @@
+/*
+ * The N-API surface for TCP listeners (see addon.c's header for the calls): bound here, on
+ * the JavaScript thread, so errors come back at once; every worker then accepts on it.
+ */
+#include "addon.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* listen(2) backlog: Node's default for net.Server (511), which HAProxy's maxconn-sized
+ * backlog would exceed only under far more load than one Service port sees. */
+#define BACKLOG 511
+
+napi_value js_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  relay *r = argc >= 5 ? open_relay(env, argv[0]) : NULL;
+  if (!r) return NULL;
+  double id;
+  uint32_t port;
+  int32_t keepalive;
+  CHECK(napi_get_value_double(env, argv[1], &id));
+  CHECK(napi_get_value_uint32(env, argv[3], &port));
+  CHECK(napi_get_value_int32(env, argv[4], &keepalive));
+  struct sockaddr_storage sa;
+  socklen_t len;
+  if (port > 65535 || to_sockaddr(env, argv[2], port, &sa, &len) < 0) { napi_throw_type_error(env, "BEACON_RELAY", "listen: not an IP address and port"); return NULL; }
+  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { throw_errno(env, errno, "socket"); return NULL; }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* restart while old connections sit in TIME_WAIT, as Node does */
+  if (sa.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, BACKLOG) < 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "listen");
+    return NULL;
+  }
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  getsockname(fd, (struct sockaddr *)&bound, &blen);
+  uint32_t actual = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
+  listener *l = calloc(1, sizeof(listener));
+  if (!l) { close(fd); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
+  l->fd = fd;
+  l->id = id;
+  l->keepalive_s = keepalive;
+  l->refs = r->n;
+  l->next = r->listeners;
+  r->listeners = l;
+  for (int i = 0; i < r->n; i++) {
+    cmd *q = calloc(1, sizeof(cmd));
+    if (!q) { /* that worker will not accept here; the others do */
+      if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0) { close(l->fd); free(l); }
+      continue;
+    }
+    q->kind = CMD_LISTEN;
+    q->l = l;
+    submit(r, &r->w[i], q);
+  }
+  CHECK(napi_create_uint32(env, actual, &out));
+  return out;
+}
+
+napi_value js_unlisten(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  relay *r = argc >= 2 ? open_relay(env, argv[0]) : NULL;
+  if (!r) return NULL;
+  double id;
+  CHECK(napi_get_value_double(env, argv[1], &id));
+  for (listener **link = &r->listeners; *link; link = &(*link)->next) {
+    listener *l = *link;
+    if (l->id != id) continue;
+    *link = l->next;
+    for (int i = 0; i < r->n; i++) {
+      cmd *q = calloc(1, sizeof(cmd));
+      if (!q) continue; /* that worker keeps it until close(): accepts there are rejected by JavaScript */
+      q->kind = CMD_UNLISTEN;
+      q->l = l;
+      submit(r, &r->w[i], q);
+    }
+    break;
+  }
+  return NULL;
+}
+
+napi_value js_cut_tag(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) { napi_throw_type_error(env, "BEACON_RELAY", "cutTag(relay, listenerId, tag)"); return NULL; }
+  relay *r = open_relay(env, argv[0]);
+  if (!r) return NULL;
+  uint32_t lid;
+  int32_t tag;
+  if (napi_get_value_uint32(env, argv[1], &lid) != napi_ok || napi_get_value_int32(env, argv[2], &tag) != napi_ok) {
+    napi_throw_type_error(env, "BEACON_RELAY", "cutTag: bad arguments");
+    return NULL;
+  }
+  /* Any worker may own some of them: each gets the command. */
+  for (int i = 0; i < r->n; i++) {
+    cmd *q = calloc(1, sizeof(cmd));
+    if (!q) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
+    q->kind = CMD_CUT_TAG;
+    q->lid = lid;
+    q->tag = tag < 0 ? ALL_TAGS : (uint32_t)tag;
+    submit(r, &r->w[i], q);
+  }
+  return NULL;
+}

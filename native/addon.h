@@ -1,0 +1,33 @@
+/*
+ * The N-API surface's shared helpers (addon.c) for its parts: addon.c (TCP, the relay)
+ * and addon-udp.c (UDP frontends).
+ */
+#ifndef BEACON_ADDON_H
+#define BEACON_ADDON_H
+#define NAPI_VERSION 8
+#include "relay.h"
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "BEACON_RELAY", #call " failed"); return NULL; } } while (0)
+
+relay *open_relay(napi_env env, napi_value v);
+/* Posts q to w, or stages it while a report batch is being answered (uncork posts them). */
+void submit(relay *r, worker *w, cmd *q);
+void uncork(relay *r);
+void throw_errno(napi_env env, int err, const char *what);
+/* "ip", port -> sockaddr; 0 on success. */
+int to_sockaddr(napi_env env, napi_value ip, uint32_t port, struct sockaddr_storage *out, socklen_t *len);
+cmd *id_cmd(napi_env env, napi_value vr, napi_value vid, int kind, relay **rp);
+void post_to_owner(relay *r, cmd *q);
+napi_value js_simple(napi_env env, napi_callback_info info, int kind);
+
+napi_value js_listen(napi_env env, napi_callback_info info);
+napi_value js_unlisten(napi_env env, napi_callback_info info);
+napi_value js_cut_tag(napi_env env, napi_callback_info info);
+
+napi_value js_udp_listen(napi_env env, napi_callback_info info);
+napi_value js_udp_unlisten(napi_env env, napi_callback_info info);
+napi_value js_udp_connect(napi_env env, napi_callback_info info);
+napi_value js_udp_reject(napi_env env, napi_callback_info info);
+napi_value js_udp_counters(napi_env env, napi_callback_info info);
+
+#endif
