@@ -33,8 +33,10 @@
 /* Worker index lives in the low 4 bits of every connection id. */
 #define MAX_WORKERS 16
 
-/* Reasons a connection ended, reported to JavaScript (native-relay.ts REASONS). */
-enum { R_DONE = 0, R_RESET = 1, R_IDLE = 2, R_CUT = 3, R_EVICTED = 4, R_REFUSED = 5 };
+/* Reasons a connection ended, reported to JavaScript (native-relay.ts REASONS).
+ * R_NO_RESOURCES: a UDP flow's socket could not be made for want of the proxy's own
+ * descriptors or memory; it says nothing about the backend (speaker/proxy/connect-errors.ts). */
+enum { R_DONE = 0, R_RESET = 1, R_IDLE = 2, R_CUT = 3, R_EVICTED = 4, R_REFUSED = 5, R_NO_RESOURCES = 6 };
 /* Reports to JavaScript, 8 doubles each: [kind, id, a, b, c, d, e, f]. Reports about a
  * connection a listener accepted carry its listener id and the tag JavaScript gave its
  * connect, so JavaScript keeps nothing per connection to route them. */

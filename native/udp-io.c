@@ -145,7 +145,11 @@ void udp_connect(worker *w, cmd *q, int64_t now) {
   }
   f->tag = q->tag;
   int s = socket(q->to.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s < 0) { end_flow(w, f, R_RESET, 1); return; }
+  if (s < 0) {
+    int ours = errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
+    end_flow(w, f, ours ? R_NO_RESOURCES : R_RESET, 1);
+    return;
+  }
   int size = RCVBUF;
   setsockopt(s, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)(uintptr_t)f | TAG_UDP_FLOW };

@@ -60,8 +60,8 @@ export interface ListenerEvents {
 }
 
 /** Why a UDP flow ended (native/relay.h R_*): idle, evicted, refused (ICMP unreachable) or cut. */
-export type FlowEndReason = 'idle' | 'evicted' | 'refused' | 'cut' | 'reset';
-const FLOW_REASONS: Record<number, FlowEndReason> = { 2: 'idle', 3: 'cut', 4: 'evicted', 5: 'refused' };
+export type FlowEndReason = 'idle' | 'evicted' | 'refused' | 'cut' | 'reset' | 'noResources';
+const FLOW_REASONS: Record<number, FlowEndReason> = { 2: 'idle', 3: 'cut', 4: 'evicted', 5: 'refused', 6: 'noResources' };
 
 /** What a UDP frontend hears about its flows (the same tagging as ListenerEvents). */
 export interface FlowEvents {

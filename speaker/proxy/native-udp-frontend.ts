@@ -111,6 +111,8 @@ export class NativeUdpFrontend {
       this.#pool.connectFailed(id);
       this.#error('backendError');
     }
+    // The proxy's own shortage (out of descriptors): counted, and no fault of the backend's.
+    if (reason === 'noResources') this.#error('noResources');
     this.#pool.closed(id, bytesIn, bytesOut, reason === 'refused' ? 'backendError' : undefined);
     this.#slots.unref(slot);
     if (--this.#open === 0) this.#onIdle?.();

@@ -184,7 +184,7 @@ t.test('`beacon speaker` as the DaemonSet runs it: serves, answers probes, exits
   const port = await until('status server port in the logs', async () => Number(/"port":(\d+)/.exec(logs)?.[1]) || false);
   await until('ready', async () => (await httpGet(port, '/readyz')) === 'ok');
   t.equal(await talk(8181, '', true, '127.0.0.226'), '', 'the marker Service is served (no endpoints: the client is closed at once)');
-  t.match(logs, /"relay":"pipe"[^\n]*"msg":"tcp relay"/, 'the relay chosen on the command line');
+  t.match(logs, /"relay":"pipe"[^\n]*"msg":"relay"/, 'the relay chosen on the command line');
   proc.kill('SIGTERM');
   t.equal(await exited, 0, 'exit code 0');
   t.match(logs, /"msg":"stopped"/);
