@@ -9,6 +9,22 @@
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "BEACON_RELAY", #call " failed"); return NULL; } } while (0)
 
+/*
+ * Where reports are copied for JavaScript: one Float64Array kept across batches (grown when
+ * a batch does not fit), so a batch allocates nothing on the JavaScript side. Owned by the
+ * threadsafe function and freed after its last call.
+ */
+typedef struct sink {
+  relay *r;        /* NULL once the relay stopped */
+  napi_ref array;
+  double *data;
+  size_t cap; /* doubles */
+} sink;
+
+void free_sink(napi_env env, void *data, void *hint);
+/* On the JavaScript thread: onReports(array, length) with the batch in array[0..length). */
+void call_js(napi_env env, napi_value fn, void *ctx, void *data);
+
 relay *open_relay(napi_env env, napi_value v);
 /* Posts q to w, or stages it while a report batch is being answered (uncork posts them). */
 void submit(relay *r, worker *w, cmd *q);

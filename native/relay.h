@@ -3,7 +3,8 @@
  *   pump.c    moving bytes for one connection (edge-triggered, backpressure, half-close)
  *   worker.c  the epoll threads: commands, accept, connect, timeouts, reports
  *   udp.c     UDP frontends: the flow table (udp-io.c: datagrams both ways)
- *   addon.c   the N-API surface JavaScript calls (addon-listen.c, addon-udp.c: its parts)
+ *   addon.c   the N-API surface JavaScript calls (addon-listen.c, addon-udp.c: its parts;
+ *             sink.c: reports delivered to JavaScript)
  *   idmap.c   connection and flow ids to their structs
  * JavaScript decides (which client may connect, which backend, what header); these threads
  * do the I/O. Every conn is owned by exactly one worker thread; other threads only post
