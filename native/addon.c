@@ -83,6 +83,7 @@ static void stop_all(relay *r) {
     if (w->ep >= 0) close(w->ep);
     if (w->efd >= 0) close(w->efd);
     w->ep = w->efd = -1;
+    splice_close_pool(w);
     free(w->buf);
     free(w->out);
     w->buf = NULL;
@@ -175,6 +176,8 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   if (!r || !ws) { free(r); free(ws); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
   r->w = ws;
   r->n = n;
+  const char *sp = getenv("BEACON_SPLICE");
+  r->splice = !(sp && strcmp(sp, "off") == 0);
   CHECK(napi_create_string_utf8(env, "beacon-relay", NAPI_AUTO_LENGTH, &name));
   sink *k = calloc(1, sizeof(sink));
   if (!k || napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, k, free_sink, k, call_js, &r->tsfn) != napi_ok) {

@@ -2,7 +2,8 @@
  * Moving bytes for one relayed connection. Edge-triggered: `readable` and `writable`
  * remember what epoll said until a call returns EAGAIN. Backpressure: when the other side
  * does not take a whole read, the rest waits in `pend` and this direction reads nothing
- * more until it has drained (at most one CHUNK held per direction).
+ * more until it has drained (at most one CHUNK held per direction). A bulk direction moves
+ * by splice instead (splice.c), with the same rules.
  */
 #include "relay.h"
 #include <errno.h>
@@ -41,6 +42,7 @@ void kill_conn(worker *w, conn *c, int reason, int report_it) {
     free(c->pend[i].buf);
     c->pend[i].buf = NULL;
   }
+  splice_release(w, c);
   if (report_it) {
     int64_t in = c->bytes[0] - c->header;
     emit(w, EV_END, (double)c->id, (double)(in < 0 ? 0 : in), (double)c->bytes[1], reason, c->lid, c->tag, 0);
@@ -73,6 +75,11 @@ static int pump(worker *w, conn *c, int d, int *more, int *moved) {
       p->off = 0;
       continue;
     }
+    if (c->bulk[d] && w->relay->splice) {
+      int r = splice_pump(w, c, d, &budget, more, moved);
+      if (r < 0) return -1;
+      if (r > 0) break;
+    }
     if (c->eof[d] || !c->readable[from]) break;
     if (budget-- == 0) { *more = 1; break; }
     ssize_t n = recv(c->fd[from], w->buf, CHUNK, 0);
@@ -86,6 +93,7 @@ static int pump(worker *w, conn *c, int d, int *more, int *moved) {
     /* A short read emptied the receive queue; new data raises a new edge. Not after a
      * FIN was seen: the 0-byte read that reports it raises no edge of its own. */
     if (n < CHUNK && !c->rdhup[from]) c->readable[from] = 0;
+    else if (n == CHUNK) c->bulk[d] = 1; /* a stream: splice.c takes it from the next read */
     ssize_t k = 0;
     if (c->writable[to]) {
       k = send(c->fd[to], w->buf, (size_t)n, MSG_NOSIGNAL);
@@ -104,7 +112,7 @@ static int pump(worker *w, conn *c, int d, int *more, int *moved) {
       c->writable[to] = 0;
     }
   }
-  if (c->eof[d] && !p->len && !c->shut[d]) {
+  if (c->eof[d] && !p->len && !(c->pipe[d] && c->pipe[d]->held) && !c->shut[d]) {
     shutdown(c->fd[to], SHUT_WR); /* half-close crosses the relay */
     c->shut[d] = 1;
   }

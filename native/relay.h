@@ -50,6 +50,16 @@ enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLI
 
 typedef struct pending { char *buf; uint32_t off, len; } pending;
 
+/* A kernel pipe for splice(2): a bulk direction moves socket -> pipe -> socket without the
+ * bytes entering user space (HAProxy's `option splice-auto` does the same). `held`: bytes
+ * in the pipe not yet sent on. */
+typedef struct kpipe { int fd[2]; uint32_t held; struct kpipe *next; } kpipe;
+/* Pipes in use per worker at most (2 descriptors each; HAProxy's maxpipes defaults to a
+ * quarter of maxconn); past it a bulk direction copies through `buf` as before. */
+#define MAX_PIPES 1024
+/* Empty pipes a worker keeps for reuse instead of closing them (a pipe2() saved per burst). */
+#define PIPE_POOL 64
+
 typedef struct conn {
   int fd[2];            /* 0: client, 1: upstream (-1 until connected) */
   uint64_t id;
@@ -59,6 +69,8 @@ typedef struct conn {
   int64_t bytes[2];     /* 0: client -> upstream, 1: upstream -> client */
   int64_t header;       /* PROXY header bytes queued ahead of the client's, not counted as its */
   pending pend[2];      /* read but not yet accepted by the other side, per direction */
+  kpipe *pipe[2];       /* per direction while it splices; NULL when idle or copying */
+  uint8_t bulk[2];      /* a read filled a whole CHUNK once: this direction splices from now on */
   uint8_t readable[2], writable[2], rdhup[2], eof[2], shut[2];
   uint8_t reg[2];       /* descriptor is in the worker's epoll set */
   uint8_t dead, queued, linked;
@@ -133,6 +145,8 @@ typedef struct worker {
   int nlisteners;
   int64_t accept_paused_until;
   char *buf;
+  kpipe *pipes;         /* empty pipes for reuse */
+  int npooled, npipes;  /* pooled, and in existence (pooled + in use) */
   report *out;
   size_t nout, capout;
   int64_t scan_ms, next_scan;
@@ -147,7 +161,13 @@ typedef struct relay {
   ucount *counts;       /* every UDP frontend's counters (JavaScript thread only) */
   struct sink *sink;    /* where reports are copied for JavaScript (addon.c) */
   int corked;           /* answering a report batch: commands are staged, posted together */
+  int splice;           /* bulk directions splice (splice.c); BEACON_SPLICE=off copies always */
 } relay;
+
+/* splice.c */
+int splice_pump(worker *w, conn *c, int d, int *budget, int *more, int *moved);
+void splice_release(worker *w, conn *c);
+void splice_close_pool(worker *w);
 
 /* pump.c */
 void service(worker *w, conn *c, int64_t now);
