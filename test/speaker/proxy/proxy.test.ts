@@ -89,7 +89,15 @@ t.test('least connections and ClientIP affinity through the public API', async (
   const lc = p.stats().frontends['ns/lc:80/TCP']!.port;
   const held = await hold(lc);
   const other = held.greeting === 'a:' ? 'b:x' : 'a:x';
-  t.same([await talk(lc), await talk(lc), await talk(lc)], [other, other, other], 'new connections avoid the busy backend');
+  // A client sees its connection closed before the proxy has counted it closed (the relay
+  // reports ends from its threads): wait for that count before the next pick, or both
+  // backends look equally busy for a moment.
+  const talkSettled = async () => {
+    const got = await talk(lc);
+    await until(() => p.stats().frontends['ns/lc:80/TCP']!.active === 1);
+    return got;
+  };
+  t.same([await talkSettled(), await talkSettled(), await talkSettled()], [other, other, other], 'new connections avoid the busy backend');
   held.socket.destroy();
   const aff = p.stats().frontends['ns/aff:80/TCP']!.port;
   const firstAff = await talk(aff);
