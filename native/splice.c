@@ -78,8 +78,10 @@ int splice_pump(worker *w, conn *c, int d, int *budget, int *more, int *moved) {
     if (n == 0) { c->eof[d] = 1; break; }
     *moved = 1;
     p->held = (uint32_t)n;
-    /* As in pump.c: a short read emptied the receive queue, unless a FIN is pending. */
-    if (n < CHUNK && !c->rdhup[from]) c->readable[from] = 0;
+    /* Unlike recv in pump.c, a short splice does not mean the queue is empty: the pipe has
+     * 16 buffer slots (pipe(7)) and each socket buffer fills one, however small. So the
+     * direction stays readable until splice itself says EAGAIN; under edge-triggered
+     * epoll, guessing "empty" wrongly would leave bytes behind with no edge to come. */
   }
   /* Dry (or at its end) with the pipe empty: the pipe goes back to the pool. */
   c->pipe[d] = NULL;
