@@ -55,7 +55,9 @@ typedef struct pending { char *buf; uint32_t off, len; } pending;
  * in the pipe not yet sent on. */
 typedef struct kpipe { int fd[2]; uint32_t held; struct kpipe *next; } kpipe;
 /* Pipes in use per worker at most (2 descriptors each; HAProxy's maxpipes defaults to a
- * quarter of maxconn); past it a bulk direction copies through `buf` as before. */
+ * quarter of maxconn); past it a bulk direction copies through `buf` as before. A stalled
+ * bulk direction holds one pipe's bytes (SPLICE_CHUNK, splice.c), so this also bounds
+ * the kernel memory a worker's stalled pipes can pin: 1024 x 256 KiB. */
 #define MAX_PIPES 1024
 /* Empty pipes a worker keeps for reuse instead of closing them (a pipe2() saved per burst). */
 #define PIPE_POOL 64

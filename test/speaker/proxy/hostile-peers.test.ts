@@ -211,12 +211,13 @@ async function round(t: Test, transport: Transport, seed: number): Promise<void>
 
 /**
  * What the relay itself may hold for a stalled direction, beyond the kernel's socket
- * queues: the C relay one CHUNK (native/relay.h); pipe() what Node's streams buffer, each
+ * queues: the C relay one CHUNK (native/relay.h), or for a bulk direction one splice pipe
+ * (SPLICE_CHUNK, 256 KiB, native/splice.c); pipe() what Node's streams buffer, each
  * socket up to its high-water mark plus the read or write that crossed it (64 KiB marks
  * on Node 24, 16 KiB on Node 20; about 150 KiB seen on 24). Without backpressure it would
  * be everything the writer was let write (several MB here).
  */
-const HELD_MAX: Record<Transport, number> = { pipe: 6 * 64 * 1024, handoff: 64 * 1024, native: 64 * 1024 };
+const HELD_MAX: Record<Transport, number> = { pipe: 6 * 64 * 1024, handoff: 256 * 1024, native: 256 * 1024 };
 
 const STALLS = [
   { desc: 'a client writing to a backend that never reads', toBackend: true },
