@@ -6,6 +6,7 @@
  * by splice instead (splice.c), with the same rules.
  */
 #include "relay.h"
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,29 @@ void emit(worker *w, double kind, double id, double a, double b, double c, doubl
     w->capout = cap;
   }
   w->out[w->nout++] = (report){ { kind, id, a, b, c, d, e, f } };
+}
+
+/*
+ * A report naming a peer: [kind, id, lid, port, w0, w1, w2, w3], the address as four
+ * 32-bit words and port + 65536 for IPv6 (native-relay.ts decodes it). The same for an
+ * accepted TCP client and a new UDP flow.
+ */
+void emit_peer(worker *w, double kind, double id, double lid, const struct sockaddr *peer) {
+  double words[4] = { 0, 0, 0, 0 }, port;
+  if (peer->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
+    for (int i = 0; i < 4; i++) {
+      uint32_t word;
+      memcpy(&word, a->sin6_addr.s6_addr + 4 * i, 4);
+      words[i] = ntohl(word);
+    }
+    port = ntohs(a->sin6_port) + 65536.0; /* + 65536: the address is IPv6 */
+  } else {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
+    words[0] = ntohl(a->sin_addr.s_addr);
+    port = ntohs(a->sin_port);
+  }
+  emit(w, kind, id, lid, port, words[0], words[1], words[2], words[3]);
 }
 
 /* Ends a connection: sockets closed (unread data makes the kernel reset, as a cut should). */

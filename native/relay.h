@@ -175,6 +175,7 @@ void splice_close_pool(worker *w);
 void service(worker *w, conn *c, int64_t now);
 void kill_conn(worker *w, conn *c, int reason, int report_it);
 void emit(worker *w, double kind, double id, double a, double b, double c, double d, double e, double f);
+void emit_peer(worker *w, double kind, double id, double lid, const struct sockaddr *peer);
 
 /* udp.c */
 void udp_listen(worker *w, struct ulistener *u, int64_t now);

@@ -118,20 +118,7 @@ flow *new_flow(worker *w, ulistener *u, const struct sockaddr_in6 *a, socklen_t 
   f->last_ms = now;
   u->nflows++;
   count_add(&u->count->flows, 1);
-  double words[4] = { 0, 0, 0, 0 }, port;
-  if (a->sin6_family == AF_INET6) {
-    for (int i = 0; i < 4; i++) {
-      uint32_t word;
-      memcpy(&word, a->sin6_addr.s6_addr + 4 * i, 4);
-      words[i] = ntohl(word);
-    }
-    port = ntohs(a->sin6_port) + 65536.0; /* + 65536: the address is IPv6 */
-  } else {
-    const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
-    words[0] = ntohl(a4->sin_addr.s_addr);
-    port = ntohs(a4->sin_port);
-  }
-  emit(w, EV_FLOW, (double)f->id, u->lid, port, words[0], words[1], words[2], words[3]);
+  emit_peer(w, EV_FLOW, (double)f->id, u->lid, (const struct sockaddr *)a);
   return f;
 }
 

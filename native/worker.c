@@ -193,21 +193,7 @@ static void accept_from(worker *w, listener *l, int64_t now) {
     c->state = S_WAITING;
     if (idmap_put(&w->ids, c->id, c) < 0) { close(fd); free(c); continue; }
     set_keepalive(fd, l->keepalive_s);
-    double words[4] = { 0, 0, 0, 0 }, port;
-    if (sa.ss_family == AF_INET6) {
-      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&sa;
-      for (int i = 0; i < 4; i++) {
-        uint32_t word;
-        memcpy(&word, a->sin6_addr.s6_addr + 4 * i, 4);
-        words[i] = ntohl(word);
-      }
-      port = ntohs(a->sin6_port) + 65536.0; /* + 65536: the address is IPv6 */
-    } else {
-      struct sockaddr_in *a = (struct sockaddr_in *)&sa;
-      words[0] = ntohl(a->sin_addr.s_addr);
-      port = ntohs(a->sin_port);
-    }
-    emit(w, EV_ACCEPTED, (double)c->id, l->id, port, words[0], words[1], words[2], words[3]);
+    emit_peer(w, EV_ACCEPTED, (double)c->id, l->id, (const struct sockaddr *)&sa);
   }
 }
 
