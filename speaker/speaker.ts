@@ -11,7 +11,7 @@
  * election replaces it).
  */
 import type { Logger } from 'pino';
-import { desiredFrontends, type DesiredFrontend } from '../lib/speaker/frontends.js';
+import { desiredFrontends } from '../lib/speaker/frontends.js';
 import { SERVICE_NAME_LABEL, type EndpointSlice } from '../lib/speaker/endpoints.js';
 import type { ServiceProxyOptions } from '../lib/speaker/service-options.js';
 import type { ClassPolicy } from '../lib/service/class.js';
@@ -19,7 +19,7 @@ import type { Service } from '../lib/service/types.js';
 import type { Scheduler } from '../lib/controller/workqueue.js';
 import { Informer, type KubeObject, type ListWatchSource } from '../kube/informer.js';
 import type { ObjectRef } from '../kube/client.js';
-import type { Frontend, Proxy } from './proxy/index.js';
+import type { Proxy } from './proxy/index.js';
 import type { SpeakerMetrics } from './metrics.js';
 
 /** The one write the speaker makes. */
@@ -136,33 +136,37 @@ export class Speaker {
       const name = s.metadata.labels?.[SERVICE_NAME_LABEL];
       if (!name) continue;
       const key = `${s.metadata.namespace ?? 'default'}/${name}`;
-      slices.set(key, [...(slices.get(key) ?? []), s]);
+      const list = slices.get(key);
+      if (list) list.push(s); else slices.set(key, [s]);
     }
     const state = desiredFrontends({
       services: this.#services.list(), slices, policy: this.opts.policy, owns: this.opts.ownership(), lastValid: this.#lastValid,
     });
     this.#lastValid = state.lastValid;
-    const { failed } = await this.proxy.apply(state.frontends.map(toFrontend));
-    const failedBy = new Map<string, string[]>();
-    const byKey = new Map(state.frontends.map((f) => [f.key, f]));
-    for (const f of failed) {
-      const d = byKey.get(f.key);
-      if (!d) continue;
-      failedBy.set(d.service, [...(failedBy.get(d.service) ?? []), `${d.ip}:${d.port}/${d.protocol}: ${f.reason}`]);
-    }
+    const { failed } = await this.proxy.apply(state.frontends);
     this.opts.metrics.frontendsFailed.set(failed.length);
     if (failed.length > 0 && this.#retry === undefined && !this.#closed) {
       this.#retry = this.opts.scheduler.setTimeout(() => { this.#retry = undefined; this.#changed(); }, RETRY_FAILED_MS);
     }
     this.opts.metrics.servicesWithProblems.set(state.services.filter((s) => s.problems.length > 0).length);
 
+    // Per Service, in one pass over the frontends: what it serves, and what failed with why.
+    const why = new Map(failed.map((f) => [f.key, f.reason]));
+    const served = new Map<string, Set<string>>();
+    const failures = new Map<string, string[]>();
+    for (const f of state.frontends) {
+      const address = `${f.ip.includes(':') ? `[${f.ip}]` : f.ip}:${f.port}/${f.protocol}`;
+      const reason = why.get(f.key);
+      if (reason === undefined) served.set(f.service, (served.get(f.service) ?? new Set()).add(address));
+      else failures.set(f.service, (failures.get(f.service) ?? []).concat(`${address}: ${reason}`));
+    }
     const seen = new Set<string>();
     for (const report of state.services) {
       seen.add(report.service);
-      const served = state.frontends.filter((f) => f.service === report.service && !failed.some((x) => x.key === f.key));
+      const addresses = served.get(report.service);
       this.#tell(report.service, 'Warning', EVENT_PROXY_CONFIG, report.problems.map((p) => `${p.field}: ${p.reason}`).join('\n'));
-      this.#tell(report.service, 'Warning', EVENT_NOT_SERVED, (failedBy.get(report.service) ?? []).join('\n'));
-      this.#tell(report.service, 'Normal', EVENT_SERVING, served.length === 0 ? '' : `serving ${[...new Set(served.map((f) => `${f.ip.includes(':') ? `[${f.ip}]` : f.ip}:${f.port}/${f.protocol}`))].join(', ')} on node ${this.opts.node}`);
+      this.#tell(report.service, 'Warning', EVENT_NOT_SERVED, (failures.get(report.service) ?? []).join('\n'));
+      this.#tell(report.service, 'Normal', EVENT_SERVING, addresses ? `serving ${[...addresses].join(', ')} on node ${this.opts.node}` : '');
     }
     // A Service no longer here (deleted, moved away): forget what we told, so a return is told again.
     for (const key of this.#told.keys()) if (!seen.has(key.slice(0, key.lastIndexOf('|')))) this.#told.delete(key);
@@ -185,10 +189,6 @@ export class Speaker {
       .finally(() => this.#events.delete(p));
     this.#events.add(p);
   }
-}
-
-function toFrontend(f: DesiredFrontend): Frontend {
-  return { key: f.key, service: f.service, ip: f.ip, port: f.port, protocol: f.protocol, backends: f.backends, options: f.options };
 }
 
 /** What the speaker reads of a Service: managedFields and the rest are most of its size. */
