@@ -45,8 +45,20 @@ export class SpeakerMetrics {
   }
 }
 
-/** The proxy's metrics over `stats`, one scrape reading it once per metric. */
-export function proxyMetrics(stats: () => ProxyStats): ScrapedMetric[] {
+/**
+ * The proxy's metrics over `stats`. A scrape asks every metric in the same turn of the
+ * event loop (prom-client's Registry.metrics()), so the counters are copied once per
+ * scrape, not once per metric.
+ */
+export function proxyMetrics(read: () => ProxyStats): ScrapedMetric[] {
+  let cached: ProxyStats | undefined;
+  const stats = (): ProxyStats => {
+    if (!cached) {
+      cached = read();
+      queueMicrotask(() => { cached = undefined; });
+    }
+    return cached;
+  };
   const frontends = (f: (labels: Labels, s: ProxyStats['frontends'][string]) => Sample[]) => () =>
     Object.values(stats().frontends).flatMap((s) => f({ service: s.service, frontend: `${s.ip.includes(':') ? `[${s.ip}]` : s.ip}:${s.port}/${s.protocol}` }, s));
   const backends = (f: (labels: Labels, b: ProxyStats['frontends'][string]['backends'][string]) => Sample[]) =>
