@@ -40,13 +40,19 @@ t.test('an unreadable file: exit 2', async (t) => {
   t.match(out.stderr, /cannot read \/nonexistent\/beacon\.yaml/);
 });
 
-t.test('serving: traffic flows through every TCP Service, and stopping closes everything', async (t) => {
+/** Serves `file` until stop(); resolves once the command says it is serving (or after 10 s). */
+async function serving(file: string | undefined, demoBackends: boolean) {
   const { out, io } = capture();
   let stop!: () => void;
   const until = new Promise<void>((resolve) => { stop = resolve; });
-  const running = serveStandalone(undefined, io, { demoBackends: true, until });
+  const running = serveStandalone(file, io, { demoBackends, until });
   const deadline = Date.now() + 10_000;
   while (!out.stdout.includes('Ctrl-C to stop') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return { out, running, stop };
+}
+
+t.test('serving: traffic flows through every TCP Service, and stopping closes everything', async (t) => {
+  const { out, running, stop } = await serving(undefined, true);
   t.match(out.stdout, /GET http:\/\/127\.0\.0\.241:8080\/ \(demo\/web\) -> hello from demo backend 127\.0\.0\.1:908[12]/);
   t.match(out.stdout, /GET http:\/\/127\.0\.1\.0:8443\/ \(ops\/admin\) -> hello from demo backend 127\.0\.0\.1:9443/);
   t.match(out.stdout, /demo\/dns: forwarding 127\.0\.0\.240:5353\/UDP to /, 'UDP Services are forwarded too');
@@ -71,12 +77,7 @@ t.test('serving reads the same proxy annotations as the speaker', async (t) => {
     'apiVersion: beacon-lb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [127.0.0.235/32]}',
     `apiVersion: v1\nkind: Service\nmetadata:\n  name: pp\n  namespace: t\n  annotations: {beacon-lb.io/proxy-protocol: v1, beacon-lb.io/balance: fastest}\nspec:\n  type: LoadBalancer\n  ports: [{name: tcp, port: 8235}]\nendpoints: ['127.0.0.1:${port}']`,
   ].join('\n---\n'));
-  const { out, io } = capture();
-  let stop!: () => void;
-  const until = new Promise<void>((resolve) => { stop = resolve; });
-  const running = serveStandalone(file, io, { demoBackends: false, until });
-  const deadline = Date.now() + 10_000;
-  while (!out.stdout.includes('Ctrl-C to stop') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const { out, running, stop } = await serving(file, false);
   t.match(out.stdout, /t\/pp: metadata\.annotations\[beacon-lb\.io\/balance\]: "fastest" is not one of round-robin, least-connections \(its default applies\)/);
   t.match(firstLine, /^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.235 \d+ 8235$/, 'the backend got a PROXY v1 header before the request');
   stop();
