@@ -97,6 +97,30 @@ export async function waitPort(port, ms = 10_000, handle) {
 
 /** VmRSS in bytes of `pid` plus all its descendants (NGINX's workers are the master's children). */
 export function treeRss(pid) {
+  let total = 0;
+  const tree = processTree(pid);
+  for (const p of tree) {
+    try { total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024; } catch { /* exited */ }
+  }
+  return { bytes: total, processes: tree.size };
+}
+
+/** CPU time (user + system, ms) used so far by `pid` and its descendants (NGINX's and HAProxy's workers). */
+export function treeCpuMs(pid) {
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (USER_HZ, 100 on Linux).
+  const TICK_MS = 10;
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch { /* exited */ }
+  }
+  return ticks * TICK_MS;
+}
+
+/** `pid` and every process below it. */
+function processTree(pid) {
   const parents = new Map();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -111,9 +135,5 @@ export function treeRss(pid) {
     grew = false;
     for (const [p, pp] of parents) if (tree.has(pp) && !tree.has(p)) { tree.add(p); grew = true; }
   }
-  let total = 0;
-  for (const p of tree) {
-    try { total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024; } catch { /* exited */ }
-  }
-  return { bytes: total, processes: tree.size };
+  return tree;
 }
