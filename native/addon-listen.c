@@ -1,11 +1,13 @@
 /*
  * The N-API surface for TCP listeners (see addon.c's header for the calls): bound here, on
  * the JavaScript thread, so errors come back at once; every worker then accepts on it.
+ * Their routes (route.c) are handed to every worker from here too.
  */
 #include "addon.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* listen(2) backlog: Node's default for net.Server (511), which HAProxy's maxconn-sized
@@ -32,6 +34,7 @@ napi_value js_listen(napi_env env, napi_callback_info info) {
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* restart while old connections sit in TIME_WAIT, as Node does */
   if (sa.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  set_keepalive(fd, keepalive); /* accepted connections inherit it (worker.c) */
   if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, BACKLOG) < 0) {
     int err = errno;
     close(fd);
@@ -43,19 +46,16 @@ napi_value js_listen(napi_env env, napi_callback_info info) {
   getsockname(fd, (struct sockaddr *)&bound, &blen);
   uint32_t actual = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
   listener *l = calloc(1, sizeof(listener));
-  if (!l) { close(fd); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
+  if (l) l->gate = gate_new();
+  if (!l || !l->gate) { free(l); close(fd); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
   l->fd = fd;
   l->id = id;
-  l->keepalive_s = keepalive;
   l->refs = r->n;
   l->next = r->listeners;
   r->listeners = l;
   for (int i = 0; i < r->n; i++) {
     cmd *q = calloc(1, sizeof(cmd));
-    if (!q) { /* that worker will not accept here; the others do */
-      if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0) { close(l->fd); free(l); }
-      continue;
-    }
+    if (!q) { release_listener(l); continue; } /* that worker will not accept here; the others do */
     q->kind = CMD_LISTEN;
     q->l = l;
     submit(r, &r->w[i], q);
@@ -110,5 +110,54 @@ napi_value js_cut_tag(napi_env env, napi_callback_info info) {
     q->tag = tag < 0 ? ALL_TAGS : (uint32_t)tag;
     submit(r, &r->w[i], q);
   }
+  return NULL;
+}
+
+/* routes(relay, listenerId, gen, [tag, ip, port, ...], timeoutMs, idleMs, keepAliveS, maxOpen):
+ * every worker gets its own copy of the route (route.c); an empty list ends it. */
+napi_value js_routes(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  relay *r = argc >= 8 ? open_relay(env, argv[0]) : NULL;
+  if (!r) return NULL;
+  uint32_t lid, gen, len;
+  double timeout, idle;
+  int32_t keepalive, max_open;
+  bool is_array = false;
+  if (napi_get_value_uint32(env, argv[1], &lid) != napi_ok || napi_get_value_uint32(env, argv[2], &gen) != napi_ok
+      || napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[3], &len) != napi_ok || len % 3
+      || napi_get_value_double(env, argv[4], &timeout) != napi_ok || napi_get_value_double(env, argv[5], &idle) != napi_ok
+      || napi_get_value_int32(env, argv[6], &keepalive) != napi_ok || napi_get_value_int32(env, argv[7], &max_open) != napi_ok) {
+    napi_throw_type_error(env, "BEACON_RELAY", "routes(relay, listenerId, gen, [tag, ip, port, ...], timeoutMs, idleMs, keepAliveS, maxOpen)");
+    return NULL;
+  }
+  uint32_t n = len / 3;
+  size_t size = sizeof(route) + n * sizeof(rbackend);
+  route *rt = calloc(1, size);
+  if (!rt) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
+  *rt = (route){ .lid = lid, .gen = gen, .n = n, .timeout_ms = (int64_t)timeout, .idle_ms = idle > 0 ? (int64_t)idle : 0,
+                 .keepalive_s = keepalive, .max_open = max_open };
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value tag, ip, port;
+    uint32_t p;
+    if (napi_get_element(env, argv[3], 3 * i, &tag) != napi_ok || napi_get_value_uint32(env, tag, &rt->b[i].tag) != napi_ok
+        || napi_get_element(env, argv[3], 3 * i + 1, &ip) != napi_ok || napi_get_element(env, argv[3], 3 * i + 2, &port) != napi_ok
+        || napi_get_value_uint32(env, port, &p) != napi_ok || p > 65535 || to_sockaddr(env, ip, p, &rt->b[i].to, &rt->b[i].tolen) < 0) {
+      free(rt);
+      napi_throw_type_error(env, "BEACON_RELAY", "routes: each backend is tag, IP address, port");
+      return NULL;
+    }
+  }
+  for (int i = 0; i < r->n; i++) {
+    cmd *q = calloc(1, sizeof(cmd));
+    route *copy = malloc(size);
+    if (!q || !copy) { free(q); free(copy); free(rt); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
+    memcpy(copy, rt, size);
+    q->kind = CMD_ROUTES;
+    q->route = copy;
+    submit(r, &r->w[i], q);
+  }
+  free(rt);
   return NULL;
 }

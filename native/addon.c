@@ -11,14 +11,20 @@
  *   cut(relay, id)
  *   cutTag(relay, listenerId, tag)                            every connection of the listener
  *                                                             connected with tag (-1: all)
+ *   routes(relay, listenerId, gen, [tag, ip, port, ...], timeoutMs, idleMs, keepAliveS, maxOpen)
+ *                                                             the listener's route (route.c); [] ends it
  *   close(relay)                                              idempotent; joins the threads
  * Reports come back in batches of 8 doubles each (relay.h EV_*):
  *   [0, id, bytesIn, bytesOut, reason, listenerId, tag]  a relayed connection ended
- *   [1, id, listenerId, port(+65536 if v6), a0, a1, a2, a3]  accepted; JavaScript answers connect or reject
+ *   [1, id, listenerId, port(+65536 if v6)(+131072 x (tag+1) if its route connects it), a0, a1, a2, a3]
+ *                                           accepted; unless its route connects it, JavaScript
+ *                                           answers connect or reject
  *   [2, id, connectMs, listenerId, tag]     the upstream connected; relaying
  *   [3, id, errno, listenerId, tag]         the upstream did not; answer connect or reject again
  *   [4, flowId, listenerId, port(+65536 if v6), a0, a1, a2, a3]  a new UDP flow; answer udpConnect or udpReject
  *   [5, flowId, bytesIn, bytesOut, reason, listenerId, tag]  a UDP flow udpConnect was called for ended
+ *   [6, gen, listenerId]                    one worker took the listener's route `gen`
+ *   [7, 0, listenerId]                      its route's maxOpen was reached: a client was closed
  * listenerId is 0 for a pair add() took over. UDP (udp.c):
  *   udpListen(relay, listenerId, ip, port, idleMs, maxFlows) -> port   throws {code: 'EADDRINUSE', ...}
  *   udpUnlisten(relay, listenerId)                            closes it and ends its flows
@@ -76,7 +82,7 @@ static void stop_all(relay *r) {
       if (q->kind == CMD_ADD) { close(q->c->fd[0]); close(q->c->fd[1]); free(q->c->pend[0].buf); free(q->c); }
       /* A listener this worker never took: give back its reference. */
       if (q->kind == CMD_UDP_LISTEN) udp_free_listener(q->u);
-      if (q->kind == CMD_LISTEN && __atomic_sub_fetch(&q->l->refs, 1, __ATOMIC_ACQ_REL) == 0) { close(q->l->fd); free(q->l); }
+      if (q->kind == CMD_LISTEN) release_listener(q->l);
       free_cmd(q);
     }
     w->head = w->tail = NULL;
@@ -337,6 +343,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "add", NULL, js_add, NULL, NULL, NULL, napi_enumerable, NULL },
     { "cut", NULL, js_cut, NULL, NULL, NULL, napi_enumerable, NULL },
     { "cutTag", NULL, js_cut_tag, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "routes", NULL, js_routes, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpListen", NULL, js_udp_listen, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpUnlisten", NULL, js_udp_unlisten, NULL, NULL, NULL, napi_enumerable, NULL },
     { "udpConnect", NULL, js_udp_connect, NULL, NULL, NULL, napi_enumerable, NULL },

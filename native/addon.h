@@ -39,6 +39,7 @@ napi_value js_simple(napi_env env, napi_callback_info info, int kind);
 napi_value js_listen(napi_env env, napi_callback_info info);
 napi_value js_unlisten(napi_env env, napi_callback_info info);
 napi_value js_cut_tag(napi_env env, napi_callback_info info);
+napi_value js_routes(napi_env env, napi_callback_info info);
 
 napi_value js_udp_listen(napi_env env, napi_callback_info info);
 napi_value js_udp_unlisten(napi_env env, napi_callback_info info);

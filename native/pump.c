@@ -21,7 +21,11 @@ void emit(worker *w, double kind, double id, double a, double b, double c, doubl
     w->out = grown;
     w->capout = cap;
   }
+  if (w->nout == 0) w->flush_by = now_ms() + REPORT_DELAY_MS;
   w->out[w->nout++] = (report){ { kind, id, a, b, c, d, e, f } };
+  /* An accept waits for JavaScript's connect() unless its route connects it (b: the port
+   * word, >= 131072 when picked; emit_peer). */
+  if (kind == EV_CONNECT_FAILED || kind == EV_FLOW || (kind == EV_ACCEPTED && b < 131072.0)) w->urgent = 1;
 }
 
 /*
@@ -29,7 +33,7 @@ void emit(worker *w, double kind, double id, double a, double b, double c, doubl
  * 32-bit words and port + 65536 for IPv6 (native-relay.ts decodes it). The same for an
  * accepted TCP client and a new UDP flow.
  */
-void emit_peer(worker *w, double kind, double id, double lid, const struct sockaddr *peer) {
+void emit_peer(worker *w, double kind, double id, double lid, const struct sockaddr *peer, uint32_t picked) {
   double words[4] = { 0, 0, 0, 0 }, port;
   if (peer->sa_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
@@ -44,7 +48,9 @@ void emit_peer(worker *w, double kind, double id, double lid, const struct socka
     words[0] = ntohl(a->sin_addr.s_addr);
     port = ntohs(a->sin_port);
   }
-  emit(w, kind, id, lid, port, words[0], words[1], words[2], words[3]);
+  /* The port word: port (16 bits), + 65536 for IPv6, + 131072 x picked (33 bits more, well
+   * inside a double's 53). */
+  emit(w, kind, id, lid, port + 131072.0 * picked, words[0], words[1], words[2], words[3]);
 }
 
 /* Ends a connection: sockets closed (unread data makes the kernel reset, as a cut should). */
@@ -137,7 +143,10 @@ static int pump(worker *w, conn *c, int d, int *more, int *moved) {
     }
   }
   if (c->eof[d] && !p->len && !(c->pipe[d] && c->pipe[d]->held) && !c->shut[d]) {
-    shutdown(c->fd[to], SHUT_WR); /* half-close crosses the relay */
+    /* Half-close crosses the relay. When the other direction is shut already, service()
+     * closes both sockets next, and close() sends the same FIN: one system call less per
+     * connection (HAProxy skips it the same way). */
+    if (!c->shut[1 - d]) shutdown(c->fd[to], SHUT_WR);
     c->shut[d] = 1;
   }
   return 0;

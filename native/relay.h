@@ -2,12 +2,14 @@
  * Beacon's native relay, shared declarations. Layout:
  *   pump.c    moving bytes for one connection (edge-triggered, backpressure, half-close)
  *   worker.c  the epoll threads: commands, accept, connect, timeouts, reports
+ *   route.c   a listener's standing backend list: the threads pick and connect at accept
  *   udp.c     UDP frontends: the flow table (udp-io.c: datagrams both ways)
  *   addon.c   the N-API surface JavaScript calls (addon-listen.c, addon-udp.c: its parts;
  *             sink.c: reports delivered to JavaScript)
  *   idmap.c   connection and flow ids to their structs
  * JavaScript decides (which client may connect, which backend, what header); these threads
- * do the I/O. Every conn is owned by exactly one worker thread; other threads only post
+ * do the I/O. Where its answer is the same for every client (round-robin over the healthy
+ * backends, nobody refused), JavaScript hands it over as a route and only hears the outcome. Every conn is owned by exactly one worker thread; other threads only post
  * commands to it.
  */
 #ifndef BEACON_RELAY_H
@@ -31,6 +33,14 @@
 #define ACCEPT_BUDGET 64
 /* After EMFILE/ENFILE the listener rests this long instead of spinning on a full table (ms). */
 #define ACCEPT_PAUSE_MS 100
+/* Reports that need no answer (ends, connects, routed accepts) wait up to this long, or
+ * until REPORT_BATCH of them, so JavaScript wakes about once per this period instead of
+ * once per event loop turn: each wake-up is a thread switch, and at 15,000 connections per
+ * second they cost more CPU than JavaScript's work on the reports. A report that needs an
+ * answer (an accept JavaScript decides, a failed connect, a new UDP flow) goes at once,
+ * with whatever waits. Counters read by JavaScript lag by at most this (ms). */
+#define REPORT_DELAY_MS 2
+#define REPORT_BATCH 256
 /* Worker index lives in the low 4 bits of every connection id. */
 #define MAX_WORKERS 16
 
@@ -41,10 +51,10 @@ enum { R_DONE = 0, R_RESET = 1, R_IDLE = 2, R_CUT = 3, R_EVICTED = 4, R_REFUSED 
 /* Reports to JavaScript, 8 doubles each: [kind, id, a, b, c, d, e, f]. Reports about a
  * connection a listener accepted carry its listener id and the tag JavaScript gave its
  * connect, so JavaScript keeps nothing per connection to route them. */
-enum { EV_END = 0, EV_ACCEPTED = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3, EV_FLOW = 4, EV_FLOW_END = 5 };
+enum { EV_END = 0, EV_ACCEPTED = 1, EV_CONNECTED = 2, EV_CONNECT_FAILED = 3, EV_FLOW = 4, EV_FLOW_END = 5, EV_ROUTES = 6, EV_REFUSED = 7 };
 enum { S_WAITING, S_CONNECTING, S_RELAYING };
 enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLISTEN, CMD_CUT_TAG,
-       CMD_UDP_LISTEN, CMD_UDP_UNLISTEN, CMD_UDP_CONNECT, CMD_UDP_REJECT };
+       CMD_UDP_LISTEN, CMD_UDP_UNLISTEN, CMD_UDP_CONNECT, CMD_UDP_REJECT, CMD_ROUTES };
 /* CMD_CUT_TAG with this tag cuts every connection of the listener. */
 #define ALL_TAGS UINT32_MAX
 
@@ -62,11 +72,17 @@ typedef struct kpipe { int fd[2]; uint32_t held; struct kpipe *next; } kpipe;
 /* Empty pipes a worker keeps for reuse instead of closing them (a pipe2() saved per burst). */
 #define PIPE_POOL 64
 
+/* A listener's accepted connections still open (any state), for its route's max_open.
+ * Shared by the listener and every connection it accepted, which may outlive it: freed
+ * with the last reference (route.c). */
+typedef struct gate { int open; int refs; } gate;
+
 typedef struct conn {
   int fd[2];            /* 0: client, 1: upstream (-1 until connected) */
   uint64_t id;
   uint32_t lid;         /* the listener that accepted it (0: handed over by add()) */
   uint32_t tag;         /* JavaScript's tag from connect() (its backend slot) */
+  gate *gate;           /* its listener's count (NULL: handed over by add()) */
   int state;
   int64_t bytes[2];     /* 0: client -> upstream, 1: upstream -> client */
   int64_t header;       /* PROXY header bytes queued ahead of the client's, not counted as its */
@@ -87,8 +103,9 @@ typedef struct conn {
 typedef struct listener {
   int fd;
   double id;
-  int keepalive_s;
   int refs;             /* workers still holding it in their epoll set */
+  gate *gate;
+  uint32_t rr;          /* round-robin cursor over its route, shared by the workers (atomic) */
   struct listener *next; /* the relay's list (JavaScript thread only) */
 } listener;
 
@@ -101,6 +118,19 @@ typedef struct ucount {
 } ucount;
 
 struct ulistener;
+
+/* A backend of a route: where to connect and the tag JavaScript gave it (its slot). */
+typedef struct rbackend { struct sockaddr_storage to; socklen_t tolen; uint32_t tag; } rbackend;
+
+/* A listener's standing answer for its new clients (route.c): connect each to the next of
+ * `b` in turn, with these timeouts; a client over max_open open connections is closed.
+ * Each worker holds its own copy; `gen` orders the versions JavaScript sent. */
+typedef struct route {
+  uint32_t lid, gen, n;
+  int64_t timeout_ms, idle_ms;
+  int keepalive_s, max_open;
+  rbackend b[];
+} route;
 
 typedef struct cmd {
   int kind;
@@ -115,6 +145,7 @@ typedef struct cmd {
   int keepalive_s;
   char *header;
   uint32_t hlen;
+  route *route;
   struct cmd *next;
 } cmd;
 
@@ -144,6 +175,7 @@ typedef struct worker {
   struct ulistener *udp_dead_listeners;
   uint64_t next_serial;
   listener *listeners[64];
+  route *routes[64];    /* listeners[i]'s route, or NULL: ask JavaScript for each client */
   int nlisteners;
   int64_t accept_paused_until;
   char *buf;
@@ -151,6 +183,8 @@ typedef struct worker {
   int npooled, npipes;  /* pooled, and in existence (pooled + in use) */
   report *out;
   size_t nout, capout;
+  int urgent;           /* out holds a report JavaScript must answer: flush this turn */
+  int64_t flush_by;     /* otherwise flush by then (ms) */
   int64_t scan_ms, next_scan;
 } worker;
 
@@ -175,7 +209,8 @@ void splice_close_pool(worker *w);
 void service(worker *w, conn *c, int64_t now);
 void kill_conn(worker *w, conn *c, int reason, int report_it);
 void emit(worker *w, double kind, double id, double a, double b, double c, double d, double e, double f);
-void emit_peer(worker *w, double kind, double id, double lid, const struct sockaddr *peer);
+/* `picked`: the tag + 1 of the route backend the threads connect it to, 0 when JavaScript decides. */
+void emit_peer(worker *w, double kind, double id, double lid, const struct sockaddr *peer, uint32_t picked);
 
 /* udp.c */
 void udp_listen(worker *w, struct ulistener *u, int64_t now);
@@ -194,8 +229,19 @@ void udp_free_listener(struct ulistener *u);
 #define TAG_UDP_FRONT 4u
 #define TAG_UDP_FLOW 8u
 
+/* route.c */
+gate *gate_new(void);
+int gate_enter(gate *g);
+void gate_release(gate *g);
+void free_conn(conn *c);
+route *route_for(worker *w, const listener *l);
+const rbackend *route_pick(listener *l, const route *rt);
+void take_route(worker *w, route *rt);
+
 /* worker.c */
+void release_listener(listener *l);
 void watch_timeout(worker *w, int64_t ms, int64_t now);
+void set_keepalive(int fd, int seconds);
 void *worker_run(void *arg);
 void post(worker *w, cmd *q);
 void post_list(worker *w, cmd *head, cmd *tail);

@@ -118,7 +118,7 @@ flow *new_flow(worker *w, ulistener *u, const struct sockaddr_in6 *a, socklen_t 
   f->last_ms = now;
   u->nflows++;
   count_add(&u->count->flows, 1);
-  emit_peer(w, EV_FLOW, (double)f->id, u->lid, (const struct sockaddr *)a);
+  emit_peer(w, EV_FLOW, (double)f->id, u->lid, (const struct sockaddr *)a, 0);
   return f;
 }
 

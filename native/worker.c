@@ -33,6 +33,7 @@ uint64_t new_id(worker *w) {
 
 void free_cmd(cmd *q) {
   free(q->header);
+  free(q->route);
   free(q);
 }
 
@@ -114,7 +115,10 @@ static void connected(worker *w, conn *c, int64_t now) {
   start_relaying(w, c, now);
 }
 
-static void set_keepalive(int fd, int seconds) {
+/* TCP_NODELAY and keep-alive probes after `seconds` of silence. Set once on a listener,
+ * Linux copies them to every connection it accepts (tcp_create_openreq_child), which saves
+ * three system calls per client. */
+void set_keepalive(int fd, int seconds) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   if (seconds > 0) {
@@ -123,28 +127,35 @@ static void set_keepalive(int fd, int seconds) {
   }
 }
 
-static void do_connect(worker *w, cmd *q, int64_t now) {
-  conn *c = idmap_get(&w->ids, q->id);
-  if (!c || c->state != S_WAITING) return;
-  c->tag = q->tag;
-  int s = socket(q->to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+/* Connects waiting client c to `to`; *header (hlen bytes) goes ahead of the client's and
+ * the conn takes it over. The outcome is reported (connected or connect failed). */
+static void start_connect(worker *w, conn *c, const struct sockaddr_storage *to, socklen_t tolen, uint32_t tag,
+                          int64_t timeout_ms, int64_t idle_ms, int keepalive_s, char **header, uint32_t hlen, int64_t now) {
+  c->tag = tag;
+  int s = socket(to->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s < 0) { emit(w, EV_CONNECT_FAILED, (double)c->id, errno, c->lid, c->tag, 0, 0, 0); return; }
-  set_keepalive(s, q->keepalive_s);
+  set_keepalive(s, keepalive_s);
   c->fd[1] = s;
   c->state = S_CONNECTING;
   c->started_us = now_us();
-  c->idle_ms = q->idle_ms;
-  c->deadline_ms = q->timeout_ms > 0 ? now + q->timeout_ms : INT64_MAX;
-  if (q->hlen) {
-    c->pend[0] = (pending){ q->header, 0, q->hlen };
-    c->header = q->hlen;
-    q->header = NULL; /* the conn owns it now */
+  c->idle_ms = idle_ms;
+  c->deadline_ms = timeout_ms > 0 ? now + timeout_ms : INT64_MAX;
+  if (hlen) {
+    c->pend[0] = (pending){ *header, 0, hlen };
+    c->header = hlen;
+    *header = NULL;
   }
   link_live(w, c);
-  watch_timeout(w, q->timeout_ms, now);
-  if (connect(s, (struct sockaddr *)&q->to, q->tolen) == 0) { connected(w, c, now); return; }
+  watch_timeout(w, timeout_ms, now);
+  if (connect(s, (const struct sockaddr *)to, tolen) == 0) { connected(w, c, now); return; }
   if (errno != EINPROGRESS) { connect_failed(w, c, errno); return; }
   if (watch(w, c, 1) < 0) connect_failed(w, c, errno);
+}
+
+static void do_connect(worker *w, cmd *q, int64_t now) {
+  conn *c = idmap_get(&w->ids, q->id);
+  if (!c || c->state != S_WAITING) return;
+  start_connect(w, c, &q->to, q->tolen, q->tag, q->timeout_ms, q->idle_ms, q->keepalive_s, &q->header, q->hlen, now);
 }
 
 static void pause_accepting(worker *w, int64_t now) {
@@ -157,9 +168,10 @@ static void arm_listener(worker *w, listener *l) {
   epoll_ctl(w->ep, EPOLL_CTL_ADD, l->fd, &ev);
 }
 
-static void release_listener(listener *l) {
+void release_listener(listener *l) {
   if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     close(l->fd);
+    gate_release(l->gate);
     free(l);
   }
 }
@@ -168,13 +180,18 @@ static void drop_listener(worker *w, listener *l) {
   for (int i = 0; i < w->nlisteners; i++) {
     if (w->listeners[i] != l) continue;
     epoll_ctl(w->ep, EPOLL_CTL_DEL, l->fd, NULL);
-    w->listeners[i] = w->listeners[--w->nlisteners];
+    free(w->routes[i]);
+    w->nlisteners--;
+    w->listeners[i] = w->listeners[w->nlisteners];
+    w->routes[i] = w->routes[w->nlisteners];
+    w->routes[w->nlisteners] = NULL;
     release_listener(l);
     return;
   }
 }
 
 static void accept_from(worker *w, listener *l, int64_t now) {
+  const route *rt = route_for(w, l);
   for (int budget = ACCEPT_BUDGET; budget > 0; budget--) {
     struct sockaddr_storage sa;
     socklen_t len = sizeof sa;
@@ -191,9 +208,19 @@ static void accept_from(worker *w, listener *l, int64_t now) {
     c->id = new_id(w);
     c->lid = (uint32_t)l->id;
     c->state = S_WAITING;
-    if (idmap_put(&w->ids, c->id, c) < 0) { close(fd); free(c); continue; }
-    set_keepalive(fd, l->keepalive_s);
-    emit_peer(w, EV_ACCEPTED, (double)c->id, l->id, (const struct sockaddr *)&sa);
+    c->gate = l->gate;
+    int open = gate_enter(l->gate);
+    if (rt && open > rt->max_open) { /* full: refused here, counted by JavaScript */
+      close(fd);
+      free_conn(c);
+      emit(w, EV_REFUSED, 0, l->id, 0, 0, 0, 0, 0);
+      continue;
+    }
+    if (idmap_put(&w->ids, c->id, c) < 0) { close(fd); free_conn(c); continue; }
+    const rbackend *b = route_pick(l, rt);
+    /* The report goes first: JavaScript hears of the client before its connect's outcome. */
+    emit_peer(w, EV_ACCEPTED, (double)c->id, l->id, (const struct sockaddr *)&sa, b ? b->tag + 1 : 0);
+    if (b) start_connect(w, c, &b->to, b->tolen, b->tag, rt->timeout_ms, rt->idle_ms, rt->keepalive_s, NULL, 0, now);
   }
 }
 
@@ -221,7 +248,7 @@ static void take_commands(worker *w, int64_t now) {
     case CMD_STOP: w->stopping = 1; break;
     case CMD_ADD:
       c = q->c;
-      if (idmap_put(&w->ids, c->id, c) < 0) { close(c->fd[0]); close(c->fd[1]); free(c->pend[0].buf); free(c); break; }
+      if (idmap_put(&w->ids, c->id, c) < 0) { close(c->fd[0]); close(c->fd[1]); free(c->pend[0].buf); free_conn(c); break; }
       start_relaying(w, c, now);
       break;
     case CMD_CUT:
@@ -231,12 +258,12 @@ static void take_commands(worker *w, int64_t now) {
       if (!c) break;
       if (c->state == S_RELAYING) kill_conn(w, c, R_CUT, 1);
       else if (c->state == S_CONNECTING) connect_failed(w, c, ECANCELED);
-      else { idmap_del(&w->ids, c->id); close(c->fd[0]); free(c); }
+      else { idmap_del(&w->ids, c->id); close(c->fd[0]); free_conn(c); }
       break;
     case CMD_CONNECT: do_connect(w, q, now); break;
     case CMD_REJECT:
       c = idmap_get(&w->ids, q->id);
-      if (c && c->state == S_WAITING) { idmap_del(&w->ids, c->id); close(c->fd[0]); free(c); }
+      if (c && c->state == S_WAITING) { idmap_del(&w->ids, c->id); close(c->fd[0]); free_conn(c); }
       break;
     case CMD_LISTEN:
       if (w->nlisteners < (int)(sizeof w->listeners / sizeof w->listeners[0])) {
@@ -250,12 +277,14 @@ static void take_commands(worker *w, int64_t now) {
     case CMD_UDP_UNLISTEN: udp_unlisten(w, q->lid); break;
     case CMD_UDP_CONNECT: udp_connect(w, q, now); break;
     case CMD_UDP_REJECT: udp_reject(w, q->id); break;
+    case CMD_ROUTES: take_route(w, q->route); q->route = NULL; break;
     }
     free_cmd(q);
   }
 }
 
 static void flush(worker *w) {
+  w->urgent = 0;
   if (!w->nout) return;
   batch *b = malloc(sizeof(batch) + w->nout * sizeof(report));
   if (b) {
@@ -272,7 +301,7 @@ static void reap(worker *w) {
     conn *c = *link;
     if (c->queued) { link = &c->dnext; continue; } /* still on the ready list: next round */
     *link = c->dnext;
-    free(c);
+    free_conn(c);
   }
 }
 
@@ -311,6 +340,7 @@ void *worker_run(void *arg) {
     int64_t wake = INT64_MAX;
     if ((w->live || w->udp) && w->scan_ms < INT64_MAX) wake = w->next_scan;
     if (w->accept_paused_until && w->accept_paused_until < wake) wake = w->accept_paused_until;
+    if (w->nout && w->flush_by < wake) wake = w->flush_by;
     int timeout = w->ready ? 0 : wake == INT64_MAX ? -1 : (int)(wake > now ? wake - now : 0);
     int n = epoll_wait(w->ep, evs, MAX_EVENTS, timeout);
     if (n < 0 && errno != EINTR) break;
@@ -326,9 +356,11 @@ void *worker_run(void *arg) {
       uint32_t e = evs[i].events;
       if (c->state == S_CONNECTING) {
         if (side != 1) continue;
+        /* A pending socket error always raises EPOLLERR (tcp_poll), so a clean EPOLLOUT
+         * needs no SO_ERROR read: one system call less per connection. */
         int err = 0;
         socklen_t len = sizeof err;
-        if (getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+        if ((e & (EPOLLERR | EPOLLHUP)) && getsockopt(c->fd[1], SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
         if (err) connect_failed(w, c, err);
         else if (e & (EPOLLOUT | EPOLLIN)) connected(w, c, now);
         continue;
@@ -353,8 +385,9 @@ void *worker_run(void *arg) {
     if ((w->live || w->udp) && now >= w->next_scan) scan(w, now);
     reap(w);
     udp_reap(w);
-    flush(w);
+    if (w->urgent || w->nout >= REPORT_BATCH || (w->nout && now >= w->flush_by)) flush(w);
   }
+  flush(w); /* what waited for REPORT_DELAY_MS still reaches JavaScript */
   shut_down(w);
   return NULL;
 }

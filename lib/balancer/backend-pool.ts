@@ -94,6 +94,11 @@ export class BackendPool {
     return { id: p.backend, address: this.#entries.get(p.backend)!.address };
   }
 
+  /** The backends a new connection may go to now (ready and healthy), in round-robin order. */
+  usable(): { id: string; address: BackendAddress }[] {
+    return this.#balancer.usable().map((id) => ({ id, address: this.#entries.get(id)!.address }));
+  }
+
   addresses(): { id: string; address: BackendAddress }[] {
     return [...this.#entries].map(([id, e]) => ({ id, address: e.address }));
   }

@@ -82,6 +82,14 @@ export class Balancer {
     return { backend: chosen };
   }
 
+  /** The backends a new connection may go to now (ready and healthy), in round-robin order. */
+  usable(): string[] {
+    return this.#order.filter((id) => {
+      const b = this.#backends.get(id)!;
+      return b.state === 'ready' && b.healthy;
+    });
+  }
+
   opened(id: string): void {
     const b = this.#backends.get(id);
     if (b) b.active++;

@@ -10,6 +10,9 @@ export type SourceRanges = { readonly ok: true; readonly allows: (client: string
 
 const MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
 
+/** What no ranges allow: everyone. One function, so a frontend can tell it apart from a real list. */
+export const ALLOW_EVERY_CLIENT = (_client: string): boolean => true;
+
 export function parseSourceRanges(cidrs: readonly string[]): SourceRanges {
   const ranges: IPRange[] = [];
   const problems: string[] = [];
@@ -21,7 +24,7 @@ export function parseSourceRanges(cidrs: readonly string[]): SourceRanges {
     }
   });
   if (problems.length > 0) return { ok: false, problems };
-  if (ranges.length === 0) return { ok: true, allows: () => true };
+  if (ranges.length === 0) return { ok: true, allows: ALLOW_EVERY_CLIENT };
   return {
     ok: true,
     allows: (client) => {

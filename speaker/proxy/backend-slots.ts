@@ -33,6 +33,11 @@ export class BackendSlots {
     return slot;
   }
 
+  /** One more reference to `slot`, which something already holds. */
+  ref(slot: number): void {
+    this.#slots[slot]!.refs++;
+  }
+
   get(slot: number): Slot | undefined {
     return this.#slots[slot];
   }

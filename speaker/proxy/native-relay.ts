@@ -25,6 +25,7 @@ export interface RelayAddon {
   add(relay: object, clientFd: number, upstreamFd: number, idleMs: number, header?: Buffer): number;
   cut(relay: object, id: number): void;
   cutTag(relay: object, listenerId: number, tag: number): void;
+  routes(relay: object, listenerId: number, gen: number, backends: (string | number)[], timeoutMs: number, idleMs: number, keepAliveS: number, maxOpen: number): void;
   udpListen(relay: object, listenerId: number, ip: string, port: number, idleMs: number, maxFlows: number): number;
   udpUnlisten(relay: object, listenerId: number): void;
   udpConnect(relay: object, flowId: number, listenerId: number, tag: number, ip: string, port: number): void;
@@ -40,7 +41,12 @@ const EV_CONNECTED = 2;
 const EV_CONNECT_FAILED = 3;
 const EV_FLOW = 4;
 const EV_FLOW_END = 5;
+const EV_ROUTES = 6;
+const EV_REFUSED = 7;
 const REPORT_WIDTH = 8;
+/** An accept report's port word: port, + IPV6_FLAG for IPv6, + PICKED_UNIT x (tag + 1) when its route connects it (native/pump.c emit_peer). */
+const IPV6_FLAG = 65536;
+const PICKED_UNIT = 131072;
 
 /**
  * What a listener's owner hears about its connections. Every report names the connection
@@ -49,8 +55,16 @@ const REPORT_WIDTH = 8;
  * connection).
  */
 export interface ListenerEvents {
-  /** A client was accepted; answer with connect() or reject(). */
-  accepted(id: number, clientIp: string, clientPort: number): void;
+  /**
+   * A client was accepted. `routed`: the tag of the route backend the threads are already
+   * connecting it to (connected() or connectFailed() follows), or -1: answer with connect()
+   * or reject().
+   */
+  accepted(id: number, clientIp: string, clientPort: number, routed: number): void;
+  /** One relay thread took the listener's route `gen` (routes()); every thread does, in order. */
+  routesTaken(gen: number): void;
+  /** The threads closed a client because the route's maxOpen connections were open. */
+  refused(): void;
   /** The upstream connected; the threads relay from here on. */
   connected(id: number, tag: number, connectMs: number): void;
   /** The upstream could not be reached (errno; ECANCELED after a cut): connect() elsewhere or reject(). */
@@ -128,7 +142,7 @@ export class NativeRelay implements Relay {
   fallbacks = 0;
 
   /** No I/O: the threads start with the first connection. */
-  constructor(private readonly addon: RelayAddon, private readonly threads: number) {}
+  constructor(private readonly addon: RelayAddon, private readonly threadCount: number) {}
 
   relay(client: Socket, upstream: Socket, spec: RelaySpec, onEnd: (end: RelayEnd) => void): () => void {
     const clientFd = descriptor(client);
@@ -150,13 +164,18 @@ export class NativeRelay implements Relay {
     return () => this.cut(id);
   }
 
+  /** Relay threads: each acknowledges every routes() call. */
+  get threads(): number {
+    return this.threadCount;
+  }
+
   /** Connections the native side holds now. */
   get size(): number {
     return this.#open.size;
   }
 
   #started(): object {
-    this.#handle ??= this.addon.create(this.threads, (batch, length) => this.#reports(batch, length));
+    this.#handle ??= this.addon.create(this.threadCount, (batch, length) => this.#reports(batch, length));
     return this.#handle;
   }
 
@@ -190,6 +209,20 @@ export class NativeRelay implements Relay {
   connect(id: number, tag: number, ip: string, port: number, options: { timeoutMs: number; idleTimeoutMs: number; keepAliveMs: number; header?: Buffer | undefined }): boolean {
     if (this.#closed || !this.#handle) return false;
     this.addon.connect(this.#handle, id, tag, ip, port, options.timeoutMs, options.idleTimeoutMs, Math.ceil(options.keepAliveMs / 1000), options.header);
+    return true;
+  }
+
+  /**
+   * Listener `listenerId`'s route, version `gen`: the threads connect each new client to the
+   * next of `backends` in turn (its report says which), and close one over `maxOpen` open
+   * connections (refused()). With no backends there is no route: they ask as before.
+   * Each thread acknowledges it (routesTaken). False: the relay is closed.
+   */
+  routes(listenerId: number, gen: number, backends: readonly { tag: number; ip: string; port: number }[], options: { timeoutMs: number; idleTimeoutMs: number; keepAliveMs: number; maxOpen: number }): boolean {
+    if (this.#closed || !this.#handle) return false;
+    const flat: (string | number)[] = [];
+    for (const b of backends) flat.push(b.tag, b.ip, b.port);
+    this.addon.routes(this.#handle, listenerId, gen, flat, options.timeoutMs, options.idleTimeoutMs, Math.ceil(options.keepAliveMs / 1000), options.maxOpen);
     return true;
   }
 
@@ -276,10 +309,20 @@ export class NativeRelay implements Relay {
       const id = batch[i + 1]!;
       if (kind === EV_ACCEPTED) {
         const events = this.#listeners.get(batch[i + 2]!);
-        const port = batch[i + 3]!;
-        if (!events) { this.reject(id); continue; } // its listener is gone
-        const clientIp = port >= 65536 ? ipv6(batch, i + 4) : ipv4(batch[i + 4]!);
-        events.accepted(id, clientIp, port % 65536);
+        const word = batch[i + 3]!;
+        const picked = Math.floor(word / PICKED_UNIT);
+        const port = word - picked * PICKED_UNIT;
+        if (!events) { this.cut(id); continue; } // its listener is gone (cut: its route may be connecting it)
+        const clientIp = port >= IPV6_FLAG ? ipv6(batch, i + 4) : ipv4(batch[i + 4]!);
+        events.accepted(id, clientIp, port % IPV6_FLAG, picked - 1);
+        continue;
+      }
+      if (kind === EV_ROUTES) { // [gen, listener]
+        this.#listeners.get(batch[i + 2]!)?.routesTaken(id);
+        continue;
+      }
+      if (kind === EV_REFUSED) { // [0, listener]
+        this.#listeners.get(batch[i + 2]!)?.refused();
         continue;
       }
       if (kind === EV_FLOW) {

@@ -11,6 +11,7 @@ import { BackendPool, type BackendAddress, type BackendStats, type PoolPick } fr
 import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
 import { TokenBucket } from '../../lib/proxy/rate-limit.js';
+import { ALLOW_EVERY_CLIENT } from '../../lib/proxy/source-ranges.js';
 import type { RelayEndReason } from './relay.js';
 import { BackendSlots } from './backend-slots.js';
 
@@ -30,7 +31,7 @@ export interface TcpFrontendOptions {
   readonly activeChecks: boolean;
   /** Rise/fall thresholds and passive ejection (lib/health). */
   readonly health: HealthOptions;
-  /** spec.loadBalancerSourceRanges, parsed (lib/proxy/source-ranges.ts). */
+  /** spec.loadBalancerSourceRanges, parsed (lib/proxy/source-ranges.ts; ALLOW_EVERY_CLIENT when there are none). */
   readonly allowClient: (client: string) => boolean;
   /** New connections per second and the burst allowed above it; 0: no limit. */
   readonly newConnectionsPerSecond: number;
@@ -45,7 +46,7 @@ export const DEFAULT_TCP_OPTIONS: TcpFrontendOptions = {
   balance: 'roundRobin', affinityTimeoutMs: 0, connectTimeoutMs: 3000, idleTimeoutMs: 300_000,
   connectAttempts: 3, maxConnections: 50_000, proxyProtocol: undefined, activeChecks: false,
   health: DEFAULT_HEALTH,
-  allowClient: () => true, newConnectionsPerSecond: 0, newConnectionsBurst: 0,
+  allowClient: ALLOW_EVERY_CLIENT, newConnectionsPerSecond: 0, newConnectionsBurst: 0,
   backendDrainMs: 30_000, keepAliveMs: 60_000,
 };
 
@@ -53,7 +54,7 @@ export const DEFAULT_TCP_OPTIONS: TcpFrontendOptions = {
  * After cutting what is left on close, how long to wait for a native relay's reports (they
  * come from its threads within milliseconds; the bound only guards against a lost one).
  */
-const CUT_REPORT_MS = 1000;
+export const CUT_REPORT_MS = 1000;
 
 export interface FrontendStats {
   active: number;
@@ -77,6 +78,8 @@ export abstract class TcpFrontendBase {
   readonly #drainTimers = new Set<NodeJS.Timeout>();
   readonly #bucket: TokenBucket | undefined;
   protected closing = false;
+  /** close()'s drain is over: what is left, or connects late, is cut. */
+  protected cutting = false;
   readonly stats: FrontendStats = { active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, backends: {} };
 
   constructor(
@@ -86,7 +89,10 @@ export abstract class TcpFrontendBase {
     onTransition: (backend: string, t: 'up' | 'down') => void = () => undefined,
     protected readonly now: () => number = () => performance.now(),
   ) {
-    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, onTransition);
+    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, (backend, t) => {
+      onTransition(backend, t);
+      this.backendsChanged();
+    });
     const pool = this.#pool;
     this.#slots = new BackendSlots((id) => pool.has(id));
     if (options.newConnectionsPerSecond > 0) {
@@ -98,6 +104,11 @@ export abstract class TcpFrontendBase {
   abstract get boundPort(): number;
   /** Stops accepting; resolves when the listener is gone. */
   protected abstract stopListening(): Promise<void>;
+  /** Resolves once every client accepted before stopListening() is counted (native: its report is in). */
+  protected quiesce(): Promise<void> {
+    return Promise.resolve();
+  }
+
   /** Ends clients accepted but not yet relayed. */
   protected abstract abortPending(): void;
   /** Cuts the relayed connections to the backend in `slot` (each then ends through ended()). */
@@ -118,6 +129,17 @@ export abstract class TcpFrontendBase {
       }, this.options.backendDrainMs);
       this.#drainTimers.add(timer);
     }
+    this.backendsChanged();
+  }
+
+  /** The backends new connections may go to changed (an update or a health transition). */
+  protected backendsChanged(): void {
+    // Only a transport that hands the choice to its threads (native-frontend.ts) cares.
+  }
+
+  /** The backends a new connection may go to now, in round-robin order. */
+  protected usableBackends(): { id: string; address: Backend }[] {
+    return this.#pool.usable();
   }
 
   /** An active check's result for `backend` (`ip:port`). */
@@ -139,9 +161,11 @@ export abstract class TcpFrontendBase {
     if (this.closing) return;
     this.closing = true;
     const stopped = this.stopListening();
+    await this.quiesce();
     if (drainMs > 0) await this.#idle(drainMs);
     for (const t of this.#drainTimers) clearTimeout(t);
     this.#drainTimers.clear();
+    this.cutting = true;
     this.abortPending();
     this.cutAll();
     // A native relay reports cuts from its own thread: wait for them, briefly.
@@ -173,6 +197,12 @@ export abstract class TcpFrontendBase {
     return undefined;
   }
 
+  /** A client the transport admitted itself (a native route, whose limits matched these): counted as connecting. */
+  protected admitted(): void {
+    this.stats.total++;
+    this.#connecting++;
+  }
+
   /** The client admitted by admit() is relayed now, or was given up. */
   protected settled(): void {
     this.#connecting--;
@@ -186,6 +216,11 @@ export abstract class TcpFrontendBase {
   /** The slot of backend `id` (ip:port), held until connectFailed(), unhold() or ended() gives it back. */
   protected hold(id: string): number {
     return this.#slots.hold(id);
+  }
+
+  /** One more reference to a slot already held (a native route's pick, held by the route). */
+  protected holdSlot(slot: number): void {
+    this.#slots.ref(slot);
   }
 
   /** The backend id in `slot`. */

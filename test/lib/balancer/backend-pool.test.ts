@@ -17,23 +17,24 @@ t.test('pool scenario: each row builds on the last', async (t) => {
   const pool = new BackendPool({ balancer: { mode: 'roundRobin', affinityTimeoutMs: 0 }, health: DEFAULT_HEALTH, activeChecks: true }, (b, tr) => transitions.push(`${b} ${tr}`));
   const a = '10.0.0.1:1'; const b = '10.0.0.1:2';
   const pick = () => { const p = pool.pick('c', 0); return 'id' in p ? p.id : p.none; };
-  type Row = { desc: string; act: () => void; pick: string; transitions: string[] };
+  type Row = { desc: string; act: () => void; pick: string; transitions: string[]; usable: string[] };
   const input = [addr(1), addr(2)];
   const frozen = JSON.stringify(input);
   const rows: Row[] = [
-    { desc: 'active checks: no evidence, nobody healthy', act: () => pool.update(input), pick: 'noHealthyBackend', transitions: [] },
-    { desc: 'a passes its first check', act: () => pool.checkResult(a, true), pick: a, transitions: [`${a} up`] },
-    { desc: 'b too', act: () => pool.checkResult(b, true), pick: b, transitions: [`${a} up`, `${b} up`] },
-    { desc: 'traffic on a', act: () => { pool.opened(a, 4); pool.opened(a, 6); pool.closed(a, 10, 20); }, pick: a, transitions: [`${a} up`, `${b} up`] },
-    { desc: 'a refused a connection: ejected', act: () => pool.connectFailed(a), pick: b, transitions: [`${a} up`, `${b} up`, `${a} down`] },
-    { desc: 'an unknown id is ignored everywhere', act: () => { pool.opened('x'); pool.closed('x', 1, 1); pool.connectFailed('x'); pool.checkResult('x', true); }, pick: b, transitions: [`${a} up`, `${b} up`, `${a} down`] },
-    { desc: 'b turns terminating: keeps its counters, takes nothing new', act: () => pool.update([addr(1), addr(2, 'terminating')]), pick: 'noHealthyBackend', transitions: [`${a} up`, `${b} up`, `${a} down`] },
-    { desc: 'a removed and re-added starts again without evidence', act: () => { pool.update([addr(2)]); pool.update([addr(1), addr(2)]); }, pick: b, transitions: [`${a} up`, `${b} up`, `${a} down`] },
+    { desc: 'active checks: no evidence, nobody healthy', act: () => pool.update(input), pick: 'noHealthyBackend', transitions: [], usable: [] },
+    { desc: 'a passes its first check', act: () => pool.checkResult(a, true), pick: a, transitions: [`${a} up`], usable: [a] },
+    { desc: 'b too', act: () => pool.checkResult(b, true), pick: b, transitions: [`${a} up`, `${b} up`], usable: [a, b] },
+    { desc: 'traffic on a', act: () => { pool.opened(a, 4); pool.opened(a, 6); pool.closed(a, 10, 20); }, pick: a, transitions: [`${a} up`, `${b} up`], usable: [a, b] },
+    { desc: 'a refused a connection: ejected', act: () => pool.connectFailed(a), pick: b, transitions: [`${a} up`, `${b} up`, `${a} down`], usable: [b] },
+    { desc: 'an unknown id is ignored everywhere', act: () => { pool.opened('x'); pool.closed('x', 1, 1); pool.connectFailed('x'); pool.checkResult('x', true); }, pick: b, transitions: [`${a} up`, `${b} up`, `${a} down`], usable: [b] },
+    { desc: 'b turns terminating: keeps its counters, takes nothing new', act: () => pool.update([addr(1), addr(2, 'terminating')]), pick: 'noHealthyBackend', transitions: [`${a} up`, `${b} up`, `${a} down`], usable: [] },
+    { desc: 'a removed and re-added starts again without evidence', act: () => { pool.update([addr(2)]); pool.update([addr(1), addr(2)]); }, pick: b, transitions: [`${a} up`, `${b} up`, `${a} down`], usable: [b] },
   ];
   for (const row of rows) {
     row.act();
     t.equal(pick(), row.pick, `${row.desc}: pick`);
     t.same(transitions, row.transitions, `${row.desc}: transitions`);
+    t.same(pool.usable().map((u) => u.id), row.usable, `${row.desc}: usable for a new connection, in round-robin order`);
   }
   t.equal(JSON.stringify(input), frozen, 'input not mutated');
   const s = pool.stats();

@@ -56,7 +56,7 @@ t.test('listen errors carry the errno name; a closed relay refuses work', async 
   await f.close();
   r.close();
   r.close(); // idempotent
-  const events = { accepted: () => undefined, connected: () => undefined, connectFailed: () => undefined, ended: () => undefined };
+  const events = { accepted: () => undefined, connected: () => undefined, connectFailed: () => undefined, ended: () => undefined, routesTaken: () => undefined, refused: () => undefined };
   t.throws(() => r.listen('127.0.0.1', 0, 1000, events), { code: 'BEACON_RELAY_CLOSED' });
   t.equal(r.connect(1, 0, '127.0.0.1', 1, { timeoutMs: 100, idleTimeoutMs: 0, keepAliveMs: 0 }), false, 'a connect on a closed relay is refused at once');
   r.cut(1);
@@ -93,4 +93,89 @@ t.test('handoff: a pair whose bytes Node already read falls back to pipe()', asy
   await ended;
   t.equal(got, 'b:early', 'the early bytes still reach the backend');
   client.destroy();
+});
+
+/** Records a listener's reports; `ask` answers the accepts the threads leave to JavaScript. */
+function recorder(ask: (id: number) => void = () => undefined) {
+  const log: { kind: string; routed?: number; tag?: number; gen?: number }[] = [];
+  const events = {
+    accepted: (id: number, _ip: string, _port: number, routed: number) => { log.push({ kind: 'accepted', routed }); if (routed < 0) ask(id); },
+    connected: (_id: number, tag: number) => { log.push({ kind: 'connected', tag }); },
+    connectFailed: (_id: number, tag: number) => { log.push({ kind: 'connectFailed', tag }); },
+    ended: (tag: number) => { log.push({ kind: 'ended', tag }); },
+    routesTaken: (gen: number) => { log.push({ kind: 'routesTaken', gen }); },
+    refused: () => { log.push({ kind: 'refused' }); },
+  };
+  return { log, events };
+}
+
+async function until(fn: () => boolean, ms = 3000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  return fn();
+}
+
+t.test('a route: the threads connect each client in turn, over its limit they close it, without one they ask', async (t) => {
+  const a = await echoBackend('a'); const b = await echoBackend('b');
+  t.teardown(async () => { await a.close(); await b.close(); });
+  const r = relay();
+  let asked = 0;
+  const { log, events } = recorder((id) => { asked++; r.connect(id, 9, '127.0.0.1', a.port, { timeoutMs: 1000, idleTimeoutMs: 0, keepAliveMs: 0 }); });
+  const l = r.listen('127.0.0.1', 0, 0, events);
+  const options = { timeoutMs: 1000, idleTimeoutMs: 0, keepAliveMs: 0, maxOpen: 2 };
+  t.ok(r.routes(l.id, 1, [{ tag: 4, ip: '127.0.0.1', port: a.port }, { tag: 7, ip: '127.0.0.1', port: b.port }], options));
+  t.ok(await until(() => log.filter((e) => e.kind === 'routesTaken' && e.gen === 1).length === r.threads), 'every thread takes the route');
+
+  const got = [await talk(l.port, 'x'), await talk(l.port, 'x'), await talk(l.port, 'x'), await talk(l.port, 'x')];
+  t.same(got, ['a:x', 'b:x', 'a:x', 'b:x'], 'round-robin across the threads, in the route\'s order');
+  t.ok(await until(() => log.filter((e) => e.kind === 'ended').length === 4));
+  t.same(log.filter((e) => e.kind === 'accepted').map((e) => e.routed), [4, 7, 4, 7], 'each accept says which backend the threads picked');
+  t.same(log.filter((e) => e.kind === 'connected').map((e) => e.tag), [4, 7, 4, 7], 'and its connect carries that tag');
+  t.equal(asked, 0, 'JavaScript was asked nothing');
+
+  const held: Socket[] = [];
+  for (let i = 0; i < 2; i++) {
+    const s = connect({ host: '127.0.0.1', port: l.port });
+    s.on('error', () => undefined);
+    await once(s, 'data');
+    held.push(s);
+  }
+  t.equal(await talk(l.port, 'x', false), '', 'the third open connection is closed');
+  t.ok(await until(() => log.some((e) => e.kind === 'refused')), 'and reported refused');
+  for (const s of held) s.destroy();
+  t.ok(await until(() => log.filter((e) => e.kind === 'ended').length === 6));
+  t.equal(await talk(l.port, 'x'), 'a:x', 'room again once they closed');
+
+  r.routes(l.id, 2, [], options);
+  t.ok(await until(() => log.filter((e) => e.kind === 'routesTaken' && e.gen === 2).length === r.threads));
+  t.equal(await talk(l.port, 'y'), 'a:y', 'an empty route ends it');
+  t.equal(asked, 1, 'JavaScript is asked again');
+  t.equal(log.filter((e) => e.kind === 'accepted').at(-1)?.routed, -1);
+
+  r.unlisten(l.id);
+  r.routes(l.id, 3, [{ tag: 4, ip: '127.0.0.1', port: a.port }], options);
+  t.ok(await until(() => log.filter((e) => e.kind === 'routesTaken' && e.gen === 3).length === r.threads), 'a route for a listener gone is still acknowledged');
+  const addon = loadRelayAddon();
+  if (addon instanceof RelayLoadError) throw addon;
+  const h = addon.create(1, () => undefined);
+  t.throws(() => addon.routes(h, 1, 1, [1, '127.0.0.1'], 0, 0, 0, 1), { code: 'BEACON_RELAY' }, 'a backend list not in threes is refused');
+  t.throws(() => addon.routes(h, 1, 1, [1, 'not an address', 80], 0, 0, 0, 1), { code: 'BEACON_RELAY' }, 'so is a backend that is not an address');
+  addon.close(h);
+});
+
+t.test('a routed connect that fails goes back to the frontend, which retries elsewhere and ejects the backend', async (t) => {
+  const dead = await echoBackend('dead'); const deadPort = dead.port; await dead.close();
+  const live = await echoBackend('live');
+  t.teardown(() => live.close());
+  const transitions: string[] = [];
+  const f = new NativeTcpFrontend('127.0.0.1', 0, { ...DEFAULT_TCP_OPTIONS, connectTimeoutMs: 500 }, (b, tr) => transitions.push(`${b} ${tr}`), undefined, relay());
+  f.update([{ ip: '127.0.0.1', port: deadPort, state: 'ready' }, { ip: '127.0.0.1', port: live.port, state: 'ready' }]);
+  await f.start();
+  t.teardown(() => f.close());
+  for (let i = 0; i < 4; i++) t.equal(await talk(f.boundPort, 'hi'), 'live:hi', `connection ${i + 1} reaches the live backend`);
+  t.same(transitions, [`127.0.0.1:${deadPort} down`], 'the dead one is ejected once');
+  // Reports that need no answer reach JavaScript a moment later (REPORT_DELAY_MS).
+  t.ok(await until(() => f.snapshot().backends[`127.0.0.1:${live.port}`]?.total === 4 && f.snapshot().active === 0), 'all four were relayed by the live backend');
+  t.equal(f.snapshot().total, 4);
+  t.same(f.snapshot().errors, {}, 'no client saw an error');
 });

@@ -57,6 +57,8 @@ t.test('apply scenario: open, update in place, reopen on option change, remove',
   t.equal(port(), first, 'a backend change keeps the listener');
   const got = [await talk(first), await talk(first)].sort();
   t.same(got, ['a:x', 'b:x'], 'the new backend takes its share');
+  // The native threads report a moment after the fact (REPORT_DELAY_MS).
+  await until(() => p.stats().frontends['ns/web:80/TCP']!.backends[`127.0.0.1:${a.port}`]!.total === 2);
   t.equal(p.stats().frontends['ns/web:80/TCP']!.total, 3, 'counters survive the update');
   t.equal(p.stats().frontends['ns/web:80/TCP']!.backends[`127.0.0.1:${a.port}`]!.total, 2, 'per-backend counters too');
 

@@ -66,6 +66,7 @@ test('round-robin across ready backends', async (t) => {
   const got = [];
   for (let i = 0; i < 4; i++) got.push((await talk(f.boundPort, 'x')).split(':')[0]);
   t.same(got.sort(), ['a', 'a', 'b', 'b']);
+  await until(() => f.snapshot().total === 4); // the native threads report a moment after (REPORT_DELAY_MS)
   t.equal(f.snapshot().total, 4);
 });
 
@@ -211,7 +212,9 @@ test('max connections: the one over the limit is closed and counted', async (t) 
     held.push(s);
   }
   t.equal(await talk(f.boundPort, 'x', false), '', 'the third connection is dropped');
+  await until(() => f.snapshot().active === 2 && f.snapshot().errors['maxConnections'] === 1); // native reports come a moment later
   t.same(f.snapshot().errors, { maxConnections: 1 });
+  t.equal(f.snapshot().active, 2);
   for (const s of held) s.destroy();
   await until(() => f.snapshot().active === 0);
   t.equal(await talk(f.boundPort, 'y'), 'b:y', 'room again once they close');
