@@ -1,7 +1,9 @@
 /**
- * A UDP frontend whose datagrams move in the native relay's threads (native/udp.c): one
- * thread owns the frontend socket and its bounded flow table (idle timeout, LRU eviction),
- * a connected upstream socket per flow, recvmmsg/sendmmsg batches. JavaScript decides per
+ * A UDP frontend whose datagrams move in the native relay's threads (native/udp.c): each
+ * thread owns one of the frontend's SO_REUSEPORT sockets (the kernel spreads client
+ * addresses over them, as NGINX's `udp reuseport`) with its share of the bounded flow table
+ * (idle timeout, LRU eviction per share), a connected upstream socket per flow,
+ * recvmmsg/sendmmsg batches. JavaScript decides per
  * NEW flow only, exactly as udp-frontend.ts does per flow: source ranges, then a backend
  * from the BackendPool; the flow's end comes back with its bytes, and an ICMP-unreachable
  * end (ECONNREFUSED on the flow's socket) is a passive health failure of its backend.
