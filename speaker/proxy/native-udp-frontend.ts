@@ -110,7 +110,7 @@ export class NativeUdpFrontend {
     const id = s.id;
     if (reason === 'refused') {
       // ECONNREFUSED: the backend's host said nothing listens there (ICMP port unreachable).
-      this.#pool.connectFailed(id);
+      this.#pool.connectFailed(id, this.now());
       this.#error('backendError');
     }
     // The proxy's own shortage (out of descriptors): counted, and no fault of the backend's.

@@ -195,7 +195,7 @@ export abstract class TcpFrontendBase {
 
   /** A connect attempt on `slot` failed (passive health); the slot is given back. */
   protected connectFailed(slot: number): void {
-    this.#pool.connectFailed(this.backendOf(slot));
+    this.#pool.connectFailed(this.backendOf(slot), this.now());
     this.#slots.unref(slot);
   }
 
