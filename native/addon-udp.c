@@ -1,13 +1,63 @@
 /*
  * The N-API surface for UDP frontends (see addon.c's header for the calls and reports):
- * the socket is bound here, on the JavaScript thread, so errors come back at once; the
- * worker that owns it (udp.c) does the rest.
+ * the sockets are bound here, on the JavaScript thread, so errors come back at once; the
+ * workers that own them (udp.c) do the rest. A frontend is one socket per worker, all bound
+ * to its address with SO_REUSEPORT, as NGINX's `listen ... udp reuseport` with a worker per
+ * core: the kernel picks the socket by the 4-tuple hash, so a client address stays with one
+ * worker (and its flow) while the set is unchanged, and the flows spread over the workers.
  */
 #include "addon.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+/* A UDP socket bound to sa (SO_REUSEPORT: one of a frontend's set); the descriptor, or -errno. */
+static int bind_udp(const struct sockaddr_storage *sa, socklen_t len, int reuseport) {
+  int fd = socket(sa->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  if (sa->ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) || bind(fd, (const struct sockaddr *)sa, len) < 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+static in_port_t *port_field(struct sockaddr_storage *sa) {
+  return sa->ss_family == AF_INET6 ? &((struct sockaddr_in6 *)sa)->sin6_port : &((struct sockaddr_in *)sa)->sin_port;
+}
+
+/*
+ * Binds the frontend's `k` sockets to sa (port 0: one ephemeral port for all); fds[0..k)
+ * on success (sa then holds the bound port), else -errno with none left open. A probe
+ * binds first WITHOUT SO_REUSEPORT: it fails with EADDRINUSE on any socket already there,
+ * as the single socket always did (no SO_REUSEADDR either: a UDP port is never shared),
+ * where a reuseport bind would silently join another reuseport socket of the same user.
+ * With one socket the probe is the socket. Otherwise the set binds right after the probe
+ * closes; a non-reuseport bind in between still makes ours fail, so the window only admits
+ * a reuseport socket of this user racing for that very port, which no check after binding
+ * could see either (the kernel does not tell who else is in a reuseport group).
+ */
+static int bind_set(struct sockaddr_storage *sa, socklen_t len, int k, int *fds) {
+  int probe = bind_udp(sa, len, 0);
+  if (probe < 0) return probe;
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  if (getsockname(probe, (struct sockaddr *)&bound, &blen) < 0) { int err = -errno; close(probe); return err; }
+  *port_field(sa) = *port_field(&bound);
+  if (k == 1) { fds[0] = probe; return 0; }
+  close(probe);
+  for (int i = 0; i < k; i++) {
+    if ((fds[i] = bind_udp(sa, len, 1)) >= 0) continue;
+    int err = fds[i];
+    while (i > 0) close(fds[--i]);
+    return err;
+  }
+  return 0;
+}
 
 napi_value js_udp_listen(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -25,34 +75,44 @@ napi_value js_udp_listen(napi_env env, napi_callback_info info) {
   struct sockaddr_storage sa;
   socklen_t len;
   if (port > 65535 || to_sockaddr(env, argv[2], port, &sa, &len) < 0) { napi_throw_type_error(env, "BEACON_RELAY", "udpListen: not an IP address and port"); return NULL; }
-  int fd = socket(sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) { throw_errno(env, errno, "socket"); return NULL; }
-  int one = 1;
-  if (sa.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&sa, len) < 0) { /* no SO_REUSEADDR: a UDP port is never shared */
-    int err = errno;
-    close(fd);
-    throw_errno(env, err, "bind");
+  /* maxFlows bounds the frontend's total: each socket's worker holds a share of it, and
+   * shares are whole and at least 1, so a bound below the worker count uses fewer sockets. */
+  if (!max_flows) max_flows = 1;
+  int k = (uint32_t)r->n < max_flows ? r->n : (int)max_flows;
+  int fds[MAX_WORKERS];
+  int err = bind_set(&sa, len, k, fds);
+  if (err < 0) { throw_errno(env, -err, "bind"); return NULL; }
+  ucount *count = calloc(1, sizeof *count);
+  struct ulistener *us[MAX_WORKERS] = { 0 };
+  cmd *qs[MAX_WORKERS] = { 0 };
+  int ok = count != NULL;
+  if (count) count->lid = lid;
+  for (int i = 0; i < k; i++) {
+    /* Shares differ by at most one and sum to max_flows. */
+    uint32_t share = max_flows / (uint32_t)k + ((uint32_t)i < max_flows % (uint32_t)k);
+    qs[i] = calloc(1, sizeof(cmd));
+    us[i] = ok && qs[i] ? udp_new_listener(fds[i], count, idle > 0 ? (int64_t)idle : 0, share) : NULL;
+    if (!us[i]) ok = 0;
+  }
+  if (!ok) {
+    for (int i = 0; i < k; i++) { if (us[i]) udp_free_listener(us[i]); else close(fds[i]); free(qs[i]); }
+    free(count);
+    napi_throw_error(env, "BEACON_RELAY", "out of memory");
     return NULL;
   }
-  struct sockaddr_storage bound;
-  socklen_t blen = sizeof bound;
-  getsockname(fd, (struct sockaddr *)&bound, &blen);
-  uint32_t actual = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
-  ucount *count = calloc(1, sizeof *count);
-  cmd *q = calloc(1, sizeof(cmd));
-  if (count) count->lid = lid;
-  struct ulistener *u = count && q ? udp_new_listener(fd, count, idle > 0 ? (int64_t)idle : 0, max_flows) : NULL;
-  if (!u) { free(count); free(q); close(fd); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
   count->next = r->counts;
   r->counts = count;
-  q->kind = CMD_UDP_LISTEN;
-  q->u = u;
-  submit(r, &r->w[lid % (uint32_t)r->n], q); /* one worker owns a frontend and its whole flow table */
-  CHECK(napi_create_uint32(env, actual, &out));
+  for (int i = 0; i < k; i++) {
+    qs[i]->kind = CMD_UDP_LISTEN;
+    qs[i]->u = us[i];
+    /* Starting at lid spreads single-socket frontends (k == 1) over the workers. */
+    submit(r, &r->w[(lid + (uint32_t)i) % (uint32_t)r->n], qs[i]);
+  }
+  CHECK(napi_create_uint32(env, ntohs(*port_field(&sa)), &out));
   return out;
 }
 
+/* Every worker: any may own one of the frontend's sockets (udp_unlisten ignores a stranger's). */
 napi_value js_udp_unlisten(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -61,11 +121,18 @@ napi_value js_udp_unlisten(napi_env env, napi_callback_info info) {
   if (!r) return NULL;
   uint32_t lid;
   CHECK(napi_get_value_uint32(env, argv[1], &lid));
-  cmd *q = calloc(1, sizeof(cmd));
-  if (!q) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
-  q->kind = CMD_UDP_UNLISTEN;
-  q->lid = lid;
-  submit(r, &r->w[lid % (uint32_t)r->n], q);
+  cmd *qs[MAX_WORKERS];
+  for (int i = 0; i < r->n; i++) {
+    if ((qs[i] = calloc(1, sizeof(cmd)))) continue;
+    while (i > 0) free(qs[--i]);
+    napi_throw_error(env, "BEACON_RELAY", "out of memory");
+    return NULL;
+  }
+  for (int i = 0; i < r->n; i++) {
+    qs[i]->kind = CMD_UDP_UNLISTEN;
+    qs[i]->lid = lid;
+    submit(r, &r->w[i], qs[i]);
+  }
   return NULL;
 }
 

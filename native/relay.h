@@ -109,7 +109,7 @@ typedef struct listener {
   struct listener *next; /* the relay's list (JavaScript thread only) */
 } listener;
 
-/* A UDP frontend's counters: written by its worker, read by JavaScript at any time (atomics).
+/* A UDP frontend's counters: written by the workers of its sockets, read by JavaScript at any time (atomics).
  * Owned by the relay (freed at close), so a read after the frontend closed is still safe. */
 typedef struct ucount {
   uint32_t lid;
@@ -169,7 +169,7 @@ typedef struct worker {
   conn *live, *ready, *dead;
   idmap ids;
   idmap flow_ids;       /* UDP flows by id */
-  struct ulistener *udp; /* this worker's UDP frontends */
+  struct ulistener *udp; /* this worker's UDP frontend sockets (one per frontend at most) */
   struct udpbufs *ub;   /* datagram buffers, made with the first UDP frontend */
   struct flow *udp_dead_flows;
   struct ulistener *udp_dead_listeners;

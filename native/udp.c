@@ -1,7 +1,10 @@
 /*
- * UDP frontends in the worker threads. A frontend socket belongs to one worker, with its
- * flow table, so the table's bound and LRU order are exact. Datagrams from a client
- * address form a flow; its first datagram is reported to JavaScript (EV_FLOW), which
+ * UDP frontends in the worker threads. A frontend is one SO_REUSEPORT socket per worker
+ * (addon-udp.c), and each socket belongs to its worker with its own flow table and share of
+ * the frontend's maxFlows, so no lock is taken per datagram and each table's bound and LRU
+ * order are exact; the kernel sends a client address to the same socket every time, so a
+ * flow lives in one table. Eviction is per share: a full share evicts its own oldest flow
+ * even when another share has room. Datagrams from a client address form a flow; its first datagram is reported to JavaScript (EV_FLOW), which
  * answers with a backend (CMD_UDP_CONNECT, tagged with its backend slot) or a refusal;
  * meanwhile up to MAX_PENDING datagrams wait. Each flow has a connected upstream socket,
  * so replies are told apart by socket and sent back from the frontend address. ICMP port

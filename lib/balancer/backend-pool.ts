@@ -38,11 +38,22 @@ export interface BackendStats {
  */
 export const CONNECT_BUCKETS_MS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
 
+/**
+ * How long a backend ejected by real traffic alone (refused, ICMP unreachable) stays out
+ * when no active check exists to bring it back: NGINX's `fail_timeout` default (10 s,
+ * ngx_http_upstream_module), after which it takes traffic again and one more refusal
+ * ejects it again. Without it one refused datagram or connection, say during a backend's
+ * restart, ejects the backend for good (issue: UDP frontends went silent after a refusal).
+ */
+export const PASSIVE_EJECTION_MS = 10_000;
+
 export interface PoolOptions {
   readonly balancer: BalancerOptions;
   readonly health: HealthOptions;
   /** True: new backends start unhealthy until an active check passes; false: kubelet readiness is the evidence. */
   readonly activeChecks: boolean;
+  /** How long a passive ejection lasts without active checks; PASSIVE_EJECTION_MS when unset. */
+  readonly passiveEjectionMs?: number;
 }
 
 export type PoolPick = { readonly id: string; readonly address: BackendAddress } | { readonly none: 'noBackend' | 'noHealthyBackend' };
@@ -55,11 +66,15 @@ interface Entry {
   address: BackendAddress;
   health: BackendHealth;
   stats: BackendStats;
+  /** When real traffic ejected it (no active checks); undefined while healthy. */
+  ejectedAt: number | undefined;
 }
 
 export class BackendPool {
   readonly #balancer: Balancer;
   readonly #entries = new Map<string, Entry>();
+  /** Entries with `ejectedAt` set, so pick() looks for readmissions only when there are some. */
+  #ejected = 0;
 
   constructor(
     private readonly options: PoolOptions,
@@ -79,16 +94,17 @@ export class BackendPool {
       const healthy = !this.options.activeChecks;
       this.#entries.set(id, {
         address: b,
-        health: new BackendHealth(this.options.health, healthy),
+        health: new BackendHealth(this.options.health, healthy), ejectedAt: undefined,
         stats: { state: b.state, healthy, active: 0, total: 0, bytesIn: 0, bytesOut: 0, errors: {}, connectMsSum: 0, connectCount: 0, connectBuckets: CONNECT_BUCKETS_MS.map(() => 0) },
       });
     }
-    for (const id of this.#entries.keys()) if (!ids.has(id)) this.#entries.delete(id);
+    for (const [id, e] of this.#entries) if (!ids.has(id)) { if (e.ejectedAt !== undefined) this.#ejected--; this.#entries.delete(id); }
     this.#balancer.update(backends.map((b) => ({ id: backendId(b), state: b.state })), !this.options.activeChecks);
     for (const [id, e] of this.#entries) this.#balancer.setHealthy(id, e.health.healthy);
   }
 
   pick(client: string, now: number, exclude?: ReadonlySet<string>): PoolPick {
+    if (this.#ejected > 0) this.readmitDue(now);
     const p = this.#balancer.pick(client, now, exclude);
     if ('none' in p) return p;
     return { id: p.backend, address: this.#entries.get(p.backend)!.address };
@@ -132,12 +148,38 @@ export class BackendPool {
     if (reason) e.stats.errors[reason] = (e.stats.errors[reason] ?? 0) + 1;
   }
 
-  /** Real traffic could not reach the backend (refused, timed out, ICMP unreachable). */
-  connectFailed(id: string): void {
+  /**
+   * Real traffic could not reach the backend (refused, timed out, ICMP unreachable) at
+   * `now` (ms). Without active checks an ejection lasts PASSIVE_EJECTION_MS.
+   */
+  connectFailed(id: string, now: number): void {
     const e = this.#entries.get(id);
     if (!e) return;
     e.stats.errors['connectFailed'] = (e.stats.errors['connectFailed'] ?? 0) + 1;
-    this.#apply(id, e, e.health.connectFailed());
+    const t = e.health.connectFailed();
+    if (t === 'down' && !this.options.activeChecks) { e.ejectedAt = now; this.#ejected++; }
+    this.#apply(id, e, t);
+  }
+
+  /**
+   * Passive ejections that ran out are back in rotation (see PASSIVE_EJECTION_MS). pick()
+   * calls it; an owner whose connections are not picked here (a native route) calls it
+   * when an ejection's time is up. Returns the ms until the next ejection still running
+   * ends, or undefined when none is.
+   */
+  readmitDue(now: number): number | undefined {
+    if (this.#ejected === 0) return undefined;
+    const lasts = this.options.passiveEjectionMs ?? PASSIVE_EJECTION_MS;
+    let next: number | undefined;
+    for (const [id, e] of this.#entries) {
+      if (e.ejectedAt === undefined) continue;
+      const left = e.ejectedAt + lasts - now;
+      if (left > 0) { next = Math.min(next ?? left, left); continue; }
+      e.ejectedAt = undefined;
+      this.#ejected--;
+      this.#apply(id, e, e.health.readmit());
+    }
+    return next;
   }
 
   checkResult(id: string, pass: boolean): void {

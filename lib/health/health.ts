@@ -66,6 +66,14 @@ export class BackendHealth {
     return this.check('fail');
   }
 
+  /**
+   * Back in rotation without a passed check: the owner's passive ejection ran out and no
+   * active check exists to prove the backend (BackendPool). The next refusal ejects it again.
+   */
+  readmit(): Transition {
+    return this.#healthy ? undefined : this.#set(true);
+  }
+
   #set(healthy: boolean): Transition {
     this.#healthy = healthy;
     this.#proven = true;

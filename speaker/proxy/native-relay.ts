@@ -232,7 +232,8 @@ export class NativeRelay implements Relay {
   }
 
   /**
-   * A UDP frontend on ip:port in the threads (one thread owns it and its flow table).
+   * A UDP frontend on ip:port in the threads: a SO_REUSEPORT socket per thread, each with
+   * its share of `maxFlows` (native/addon-udp.c).
    * Returns its id and bound port; throws an Error whose `code` is the errno name.
    */
   udpListen(ip: string, port: number, idleMs: number, maxFlows: number, events: FlowEvents): { id: number; port: number } {

@@ -1,7 +1,9 @@
 /**
- * A UDP frontend whose datagrams move in the native relay's threads (native/udp.c): one
- * thread owns the frontend socket and its bounded flow table (idle timeout, LRU eviction),
- * a connected upstream socket per flow, recvmmsg/sendmmsg batches. JavaScript decides per
+ * A UDP frontend whose datagrams move in the native relay's threads (native/udp.c): each
+ * thread owns one of the frontend's SO_REUSEPORT sockets (the kernel spreads client
+ * addresses over them, as NGINX's `udp reuseport`) with its share of the bounded flow table
+ * (idle timeout, LRU eviction per share), a connected upstream socket per flow,
+ * recvmmsg/sendmmsg batches. JavaScript decides per
  * NEW flow only, exactly as udp-frontend.ts does per flow: source ranges, then a backend
  * from the BackendPool; the flow's end comes back with its bytes, and an ICMP-unreachable
  * end (ECONNREFUSED on the flow's socket) is a passive health failure of its backend.
@@ -108,7 +110,7 @@ export class NativeUdpFrontend {
     const id = s.id;
     if (reason === 'refused') {
       // ECONNREFUSED: the backend's host said nothing listens there (ICMP port unreachable).
-      this.#pool.connectFailed(id);
+      this.#pool.connectFailed(id, this.now());
       this.#error('backendError');
     }
     // The proxy's own shortage (out of descriptors): counted, and no fault of the backend's.

@@ -7,7 +7,7 @@
  * (the native relay accepts and connects itself).
  */
 import type { BalanceMode } from '../../lib/balancer/balancer.js';
-import { BackendPool, type BackendAddress, type BackendStats, type PoolPick } from '../../lib/balancer/backend-pool.js';
+import { BackendPool, PASSIVE_EJECTION_MS, type BackendAddress, type BackendStats, type PoolPick } from '../../lib/balancer/backend-pool.js';
 import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
 import { TokenBucket } from '../../lib/proxy/rate-limit.js';
@@ -40,6 +40,8 @@ export interface TcpFrontendOptions {
   readonly backendDrainMs: number;
   /** TCP keep-alive probes after this much silence, so dead peers are found (Linux's default is 2 h). */
   readonly keepAliveMs: number;
+  /** How long a passive ejection lasts without active checks (PASSIVE_EJECTION_MS when unset). */
+  readonly passiveEjectionMs?: number;
 }
 
 export const DEFAULT_TCP_OPTIONS: TcpFrontendOptions = {
@@ -75,7 +77,10 @@ export abstract class TcpFrontendBase {
   /** Called when no connection is relayed or connecting any more (close() waits on it). */
   #onIdle: (() => void) | undefined;
   readonly #slots: BackendSlots;
-  readonly #drainTimers = new Set<NodeJS.Timeout>();
+  /** Drain deadlines of removed backends, ends of passive ejections. */
+  readonly #timers = new Set<NodeJS.Timeout>();
+  /** A readmission timer is pending (#readmitAfter). */
+  #readmitting = false;
   readonly #bucket: TokenBucket | undefined;
   protected closing = false;
   /** close()'s drain is over: what is left, or connects late, is cut. */
@@ -89,8 +94,12 @@ export abstract class TcpFrontendBase {
     onTransition: (backend: string, t: 'up' | 'down') => void = () => undefined,
     protected readonly now: () => number = () => performance.now(),
   ) {
-    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, (backend, t) => {
+    const passiveEjectionMs = options.passiveEjectionMs ?? PASSIVE_EJECTION_MS;
+    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks, passiveEjectionMs }, (backend, t) => {
       onTransition(backend, t);
+      // Without active checks an ejection runs out (BackendPool). pick() would notice, but a
+      // native route connects without asking it: a timer brings the backend back either way.
+      if (t === 'down' && !options.activeChecks && !this.#readmitting) this.#readmitAfter(passiveEjectionMs);
       this.backendsChanged();
     });
     const pool = this.#pool;
@@ -121,15 +130,34 @@ export abstract class TcpFrontendBase {
     for (const slot of this.#slots.orphans()) {
       const s = this.#slots.get(slot)!;
       const id = s.id;
-      const timer = setTimeout(() => {
-        this.#drainTimers.delete(timer);
+      this.#timer(this.options.backendDrainMs, () => {
         if (this.#pool.has(id) || s.id !== id || s.refs === 0) return; // it came back, or nothing is left
         s.cutReason = 'backendRemoved';
         this.cutSlot(slot);
-      }, this.options.backendDrainMs);
-      this.#drainTimers.add(timer);
+      });
     }
     this.backendsChanged();
+  }
+
+  /** Readmits the passive ejections that ran out after `ms`, then again while some are left. */
+  #readmitAfter(ms: number): void {
+    this.#readmitting = true;
+    this.#timer(ms, () => {
+      this.#readmitting = false;
+      const next = this.#pool.readmitDue(this.now());
+      // A timer may fire a little before now() says the time is up (clocks differ): go again.
+      if (next !== undefined) this.#readmitAfter(Math.ceil(next));
+    });
+  }
+
+  /** Runs `fn` after `ms` unless close() comes first. */
+  #timer(ms: number, fn: () => void): void {
+    if (this.closing) return;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      fn();
+    }, ms);
+    this.#timers.add(timer);
   }
 
   /** The backends new connections may go to changed (an update or a health transition). */
@@ -163,8 +191,8 @@ export abstract class TcpFrontendBase {
     const stopped = this.stopListening();
     await this.quiesce();
     if (drainMs > 0) await this.#idle(drainMs);
-    for (const t of this.#drainTimers) clearTimeout(t);
-    this.#drainTimers.clear();
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
     this.cutting = true;
     this.abortPending();
     this.cutAll();
@@ -230,7 +258,7 @@ export abstract class TcpFrontendBase {
 
   /** A connect attempt on `slot` failed (passive health); the slot is given back. */
   protected connectFailed(slot: number): void {
-    this.#pool.connectFailed(this.backendOf(slot));
+    this.#pool.connectFailed(this.backendOf(slot), this.now());
     this.#slots.unref(slot);
   }
 

@@ -147,7 +147,7 @@ export class UdpFrontend {
       // ECONNREFUSED: the backend's host said nothing listens there (ICMP port unreachable).
       // EMFILE and the like: the proxy's own shortage (a flood of new source ports), not the backend's.
       const ours = failedOnProxySide(err.code);
-      if (!ours) this.#pool.connectFailed(flow.backend);
+      if (!ours) this.#pool.connectFailed(flow.backend, this.now());
       this.#error(ours ? 'noResources' : 'backendError');
       this.#flows.delete(flow.key);
       this.#endFlow(flow, ours ? 'noResources' : 'backendError');

@@ -32,3 +32,12 @@ t.test('passive ejection takes a backend out at the first refused connection', a
   t.equal(h.check('pass'), undefined);
   t.equal(h.check('pass'), 'up', 'recovers when checks pass');
 });
+
+t.test('readmit: back without a check (its owner\'s passive ejection ran out)', async (t) => {
+  const h = new BackendHealth(DEFAULT_HEALTH, true);
+  t.equal(h.readmit(), undefined, 'healthy already');
+  t.equal(h.connectFailed(), 'down');
+  t.equal(h.readmit(), 'up');
+  t.equal(h.healthy, true);
+  t.equal(h.connectFailed(), 'down', 'the next refusal ejects it again');
+});

@@ -179,3 +179,22 @@ t.test('a routed connect that fails goes back to the frontend, which retries els
   t.equal(f.snapshot().total, 4);
   t.same(f.snapshot().errors, {}, 'no client saw an error');
 });
+
+t.test('without active checks a passive ejection runs out, and the route takes the backend back', async (t) => {
+  const back = await echoBackend('back'); await back.close(); // down for now, on a port we keep
+  const live = await echoBackend('live');
+  t.teardown(async () => { await live.close(); await back.close(); });
+  const transitions: string[] = [];
+  const f = new NativeTcpFrontend('127.0.0.1', 0, { ...DEFAULT_TCP_OPTIONS, connectTimeoutMs: 500, passiveEjectionMs: 200 }, (b, tr) => transitions.push(`${b} ${tr}`), undefined, relay());
+  f.update([{ ip: '127.0.0.1', port: back.port, state: 'ready' }, { ip: '127.0.0.1', port: live.port, state: 'ready' }]);
+  await f.start();
+  t.teardown(() => f.close());
+  for (let i = 0; i < 2; i++) t.equal(await talk(f.boundPort, 'x'), 'live:x', 'the refusing backend is skipped');
+  t.same(transitions, [`127.0.0.1:${back.port} down`]);
+  await back.reopen();
+  t.ok(await until(() => transitions.length === 2), 'no connection needed to bring it back');
+  t.same(transitions, [`127.0.0.1:${back.port} down`, `127.0.0.1:${back.port} up`]);
+  const got = [];
+  for (let i = 0; i < 4; i++) got.push(await talk(f.boundPort, 'x'));
+  t.same(got.sort(), ['back:x', 'back:x', 'live:x', 'live:x'], 'the route has it again');
+});

@@ -10,9 +10,10 @@ import { createRelay, NativeRelay } from '../../../speaker/proxy/native-relay.js
 const ENGINES = ['dgram', 'native'] as const;
 type Engine = (typeof ENGINES)[number];
 
-function make(t: Test, engine: Engine, opts: UdpFrontendOptions, onTransition?: (b: string, tr: 'up' | 'down') => void, port = 0): UdpFrontend | NativeUdpFrontend {
+/** `threads`: the native relay's; its frontend has a socket and a share of maxFlows per thread. */
+function make(t: Test, engine: Engine, opts: UdpFrontendOptions, onTransition?: (b: string, tr: 'up' | 'down') => void, port = 0, threads = 2): UdpFrontend | NativeUdpFrontend {
   if (engine === 'dgram') return new UdpFrontend('127.0.0.1', port, opts, onTransition);
-  const { relay, why } = createRelay('native', 2);
+  const { relay, why } = createRelay('native', threads);
   if (!(relay instanceof NativeRelay)) throw new Error(`native relay expected: ${why}`);
   t.teardown(() => relay.close());
   return new NativeUdpFrontend('127.0.0.1', port, opts, onTransition, undefined, relay);
@@ -44,8 +45,8 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-async function frontend(t: Test, engine: Engine, ports: number[], opts: Partial<UdpFrontendOptions> = {}) {
-  const f = make(t, engine, { ...DEFAULT_UDP_OPTIONS, ...opts });
+async function frontend(t: Test, engine: Engine, ports: number[], opts: Partial<UdpFrontendOptions> = {}, threads = 2) {
+  const f = make(t, engine, { ...DEFAULT_UDP_OPTIONS, ...opts }, undefined, 0, threads);
   f.update(ports.map((port) => ({ ip: '127.0.0.1', port, state: 'ready' as const })));
   await f.start();
   t.teardown(() => f.close());
@@ -97,7 +98,9 @@ for (const engine of ENGINES) {
 
   t.test(`${engine}: the flow table is bounded: evictions counted, idle flows expire`, async (t) => {
     const a = await backend(t, 'a');
-    const f = await frontend(t, engine, [a.port], { maxFlows: 2, flowIdleTimeoutMs: 200 });
+    // One thread: the whole table is one share, so LRU order is exact across all clients
+    // (with several, per thread share: native-udp-threads.test.ts).
+    const f = await frontend(t, engine, [a.port], { maxFlows: 2, flowIdleTimeoutMs: 200 }, 1);
     const clients = [await client(t), await client(t), await client(t)];
     for (const c of clients) t.equal((await c.ask(f.boundPort, 'p')).toString(), 'a:p');
     t.equal(f.snapshot().flows, 2, 'never more than maxFlows');
