@@ -107,7 +107,7 @@ napi_value js_cut_tag(napi_env env, napi_callback_info info) {
     if (!q) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
     q->kind = CMD_CUT_TAG;
     q->lid = lid;
-    q->tag = tag < 0 ? ALL_TAGS : (uint32_t)tag;
+    q->tag = tag == -2 ? REFUSED_TAGS : tag < 0 ? ALL_TAGS : (uint32_t)tag;
     submit(r, &r->w[i], q);
   }
   return NULL;

@@ -167,16 +167,17 @@ napi_value js_udp_counters(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_uint32(env, argv[1], &lid));
   ucount *c = r->counts;
   while (c && c->lid != lid) c = c->next;
-  int64_t vals[5] = { 0, 0, 0, 0, 0 };
+  int64_t vals[6] = { 0, 0, 0, 0, 0, 0 };
   if (c) {
     vals[0] = __atomic_load_n(&c->bytes_in, __ATOMIC_ACQUIRE);
     vals[1] = __atomic_load_n(&c->bytes_out, __ATOMIC_ACQUIRE);
     vals[2] = __atomic_load_n(&c->flows, __ATOMIC_ACQUIRE);
     vals[3] = __atomic_load_n(&c->evictions, __ATOMIC_ACQUIRE);
     vals[4] = __atomic_load_n(&c->dropped, __ATOMIC_ACQUIRE);
+    vals[5] = __atomic_load_n(&c->refused, __ATOMIC_ACQUIRE);
   }
-  CHECK(napi_create_array_with_length(env, 5, &out));
-  for (uint32_t i = 0; i < 5; i++) {
+  CHECK(napi_create_array_with_length(env, 6, &out));
+  for (uint32_t i = 0; i < 6; i++) {
     CHECK(napi_create_double(env, (double)vals[i], &v));
     CHECK(napi_set_element(env, out, i, v));
   }

@@ -30,7 +30,7 @@
  *   udpUnlisten(relay, listenerId)                            closes it and ends its flows
  *   udpConnect(relay, flowId, listenerId, tag, ip, port)
  *   udpReject(relay, flowId)
- *   udpCounters(relay, listenerId) -> [bytesIn, bytesOut, flows, evictions, dropped]
+ *   udpCounters(relay, listenerId) -> [bytesIn, bytesOut, flows, evictions, dropped, refused]
  */
 #include "addon.h"
 #include <arpa/inet.h>

@@ -57,6 +57,9 @@ enum { CMD_ADD, CMD_CUT, CMD_STOP, CMD_CONNECT, CMD_REJECT, CMD_LISTEN, CMD_UNLI
        CMD_UDP_LISTEN, CMD_UDP_UNLISTEN, CMD_UDP_CONNECT, CMD_UDP_REJECT, CMD_ROUTES };
 /* CMD_CUT_TAG with this tag cuts every connection of the listener. */
 #define ALL_TAGS UINT32_MAX
+/* CMD_CUT_TAG with this tag forgets the listener's refused UDP clients (udp.h REFUSED_MS):
+ * a backend became usable, so they are asked about again at their next datagram. */
+#define REFUSED_TAGS (UINT32_MAX - 1)
 
 typedef struct pending { char *buf; uint32_t off, len; } pending;
 
@@ -113,7 +116,7 @@ typedef struct listener {
  * Owned by the relay (freed at close), so a read after the frontend closed is still safe. */
 typedef struct ucount {
   uint32_t lid;
-  int64_t bytes_in, bytes_out, flows, evictions, dropped;
+  int64_t bytes_in, bytes_out, flows, evictions, dropped, refused;
   struct ucount *next;
 } ucount;
 
@@ -216,7 +219,7 @@ void emit_peer(worker *w, double kind, double id, double lid, const struct socka
 void udp_listen(worker *w, struct ulistener *u, int64_t now);
 void udp_unlisten(worker *w, uint32_t lid);
 void udp_connect(worker *w, cmd *q, int64_t now);
-void udp_reject(worker *w, uint64_t id);
+void udp_reject(worker *w, uint64_t id, int64_t now);
 void udp_cut(worker *w, uint32_t lid, uint32_t tag);
 void udp_event(worker *w, uint64_t tag, int64_t now);
 void udp_scan(worker *w, int64_t now);

@@ -20,6 +20,12 @@ static int to_upstream(worker *w, flow *f, const char *data, uint32_t len) {
  * caller batches the sends per flow), NULL when it waits for JavaScript or was dropped. */
 static flow *from_client(worker *w, ulistener *u, const struct sockaddr_in6 *a, socklen_t alen, const char *data, uint32_t len, int64_t now) {
   flow *f = find(u, a, alen);
+  if (f && f->refused_until) {
+    /* Not touched: a refused entry stays the oldest, first to go when the table is full. */
+    if (now < f->refused_until) { count_add(&u->count->refused, 1); return NULL; }
+    end_flow(w, f, R_CUT, 0); /* its time is up: JavaScript decides again */
+    f = NULL;
+  }
   if (f && u->idle_ms > 0 && now - f->last_ms >= u->idle_ms) { end_flow(w, f, R_IDLE, 1); f = NULL; }
   if (!f && !(f = new_flow(w, u, a, alen, now))) return NULL;
   touch(u, f, now);
@@ -178,7 +184,15 @@ void udp_connect(worker *w, cmd *q, int64_t now) {
 }
 
 /* JavaScript refused the flow (source ranges, no backend): forgotten, nothing reported. */
-void udp_reject(worker *w, uint64_t id) {
+/* JavaScript refused the flow: what waited is dropped, and the entry stays REFUSED_MS so
+ * the client's next datagrams are dropped here without asking again. */
+void udp_reject(worker *w, uint64_t id, int64_t now) {
   flow *f = idmap_get(&w->flow_ids, id);
-  if (f && f->fd < 0) end_flow(w, f, R_CUT, 0);
+  if (!f || f->fd >= 0 || f->refused_until) return;
+  for (dgram *d = f->pend, *next; d; d = next) { next = d->next; free(d); }
+  f->pend = NULL;
+  f->pend_tail = &f->pend;
+  f->npend = 0;
+  f->refused_until = now + REFUSED_MS;
+  count_add(&f->u->count->flows, -1); /* a table entry still, but no flow */
 }

@@ -79,7 +79,7 @@ void end_flow(worker *w, flow *f, int reason, int report_it) {
   for (flow **p = chain_of(u, f); *p; p = &(*p)->hnext) if (*p == f) { *p = f->hnext; break; }
   lru_unlink(u, f);
   u->nflows--;
-  count_add(&u->count->flows, -1);
+  if (!f->refused_until) count_add(&u->count->flows, -1); /* a refused one left the count at its refusal */
   idmap_del(&w->flow_ids, f->id);
   if (f->fd >= 0) { epoll_ctl(w->ep, EPOLL_CTL_DEL, f->fd, NULL); close(f->fd); }
   f->fd = -1;
@@ -174,7 +174,7 @@ void udp_cut(worker *w, uint32_t lid, uint32_t tag) {
     if (u->lid != lid) continue;
     for (flow *f = u->oldest, *newer; f; f = newer) {
       newer = f->newer;
-      if (f->fd >= 0 && (tag == ALL_TAGS || f->tag == tag)) end_flow(w, f, R_CUT, 1);
+      if (tag == REFUSED_TAGS ? f->refused_until != 0 : f->fd >= 0 && (tag == ALL_TAGS || f->tag == tag)) end_flow(w, f, R_CUT, 1);
     }
   }
 }

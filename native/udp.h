@@ -19,6 +19,11 @@
 /* Batches per frontend per wake-up before other sockets get a turn (fairness, as BUDGET). */
 #define UDP_BUDGET 8
 #define NO_TAG UINT32_MAX
+/* A client JavaScript refused (source ranges, no healthy backend) is not asked about again
+ * for this long (ms): its datagrams are dropped and counted meanwhile. A flood from one
+ * refused address then costs JavaScript one decision per second instead of one per
+ * datagram, and a backend coming back or a range change reaches it within a second. */
+#define REFUSED_MS 1000
 
 typedef struct dgram { struct dgram *next; uint32_t len; char data[]; } dgram;
 
@@ -28,6 +33,7 @@ typedef struct flow {
   socklen_t plen;
   int fd;                   /* upstream; -1 while JavaScript decides */
   uint32_t tag;
+  int64_t refused_until;    /* JavaScript refused it: drop its datagrams until then (ms; 0: not refused) */
   struct ulistener *u;
   int64_t last_ms;
   int64_t bytes[2];         /* 0: client -> upstream, 1: upstream -> client */

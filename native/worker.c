@@ -276,7 +276,7 @@ static void take_commands(worker *w, int64_t now) {
     case CMD_UDP_LISTEN: udp_listen(w, q->u, now); q->u = NULL; break;
     case CMD_UDP_UNLISTEN: udp_unlisten(w, q->lid); break;
     case CMD_UDP_CONNECT: udp_connect(w, q, now); break;
-    case CMD_UDP_REJECT: udp_reject(w, q->id); break;
+    case CMD_UDP_REJECT: udp_reject(w, q->id, now); break;
     case CMD_ROUTES: take_route(w, q->route); q->route = NULL; break;
     }
     free_cmd(q);

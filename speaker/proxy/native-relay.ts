@@ -30,7 +30,7 @@ export interface RelayAddon {
   udpUnlisten(relay: object, listenerId: number): void;
   udpConnect(relay: object, flowId: number, listenerId: number, tag: number, ip: string, port: number): void;
   udpReject(relay: object, flowId: number): void;
-  udpCounters(relay: object, listenerId: number): [bytesIn: number, bytesOut: number, flows: number, evictions: number, dropped: number];
+  udpCounters(relay: object, listenerId: number): [bytesIn: number, bytesOut: number, flows: number, evictions: number, dropped: number, refused: number];
   close(relay: object): void;
 }
 
@@ -92,10 +92,14 @@ export interface UdpCounters {
   readonly evictions: number;
   /** Datagrams dropped while their new flow waited for a decision. */
   readonly dropped: number;
+  /** Datagrams dropped because their client was refused within the last second (native/udp.h REFUSED_MS). */
+  readonly refused: number;
 }
 
 /** cutTag()'s tag for every connection of a listener. */
 export const ALL_TAGS = -1;
+/** cutTag()'s tag that forgets a UDP frontend's refused clients (native/udp.h REFUSED_MS). */
+export const REFUSED_CLIENTS = -2;
 
 /** Indexed by the reason code the addon reports. */
 const REASONS: readonly RelayEndReason[] = ['done', 'reset', 'idleTimeout', 'cut'];
@@ -267,9 +271,9 @@ export class NativeRelay implements Relay {
 
   /** The frontend's live counters (zeros once the relay is closed). */
   udpCounters(listenerId: number): UdpCounters {
-    if (!this.#handle || this.#closed) return { bytesIn: 0, bytesOut: 0, flows: 0, evictions: 0, dropped: 0 };
-    const [bytesIn, bytesOut, flows, evictions, dropped] = this.addon.udpCounters(this.#handle, listenerId);
-    return { bytesIn, bytesOut, flows, evictions, dropped };
+    if (!this.#handle || this.#closed) return { bytesIn: 0, bytesOut: 0, flows: 0, evictions: 0, dropped: 0, refused: 0 };
+    const [bytesIn, bytesOut, flows, evictions, dropped, refused] = this.addon.udpCounters(this.#handle, listenerId);
+    return { bytesIn, bytesOut, flows, evictions, dropped, refused };
   }
 
   /** Cuts listener `listenerId`'s relayed and connecting connections with `tag` (ALL_TAGS: all). */

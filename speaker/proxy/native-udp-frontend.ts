@@ -11,7 +11,7 @@
  */
 import { BackendPool, type BackendAddress } from '../../lib/balancer/backend-pool.js';
 import { BackendSlots } from './backend-slots.js';
-import { type FlowEndReason, type FlowEvents, type NativeRelay } from './native-relay.js';
+import { REFUSED_CLIENTS, type FlowEndReason, type FlowEvents, type NativeRelay } from './native-relay.js';
 import type { UdpFrontendOptions } from './udp-frontend.js';
 import type { FrontendStats } from './tcp-frontend-base.js';
 
@@ -38,7 +38,10 @@ export class NativeUdpFrontend {
     private readonly now: () => number = () => performance.now(),
     private readonly relay: NativeRelay,
   ) {
-    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, onTransition);
+    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, (backend, t) => {
+      onTransition(backend, t);
+      if (t === 'up') this.#forgetRefusals();
+    });
     const pool = this.#pool;
     this.#slots = new BackendSlots((id) => pool.has(id));
   }
@@ -47,6 +50,12 @@ export class NativeUdpFrontend {
     this.#pool.update(backends);
     // Flows to a removed backend end now: UDP has nothing to drain.
     for (const slot of this.#slots.orphans()) if (this.#listener) this.relay.cutTag(this.#listener.id, slot);
+    this.#forgetRefusals();
+  }
+
+  /** Something may take new flows now: clients refused in the last second are asked about again. */
+  #forgetRefusals(): void {
+    if (this.#listener && !this.#closing) this.relay.cutTag(this.#listener.id, REFUSED_CLIENTS);
   }
 
   checkResult(backend: string, pass: boolean): void {
@@ -125,9 +134,10 @@ export class NativeUdpFrontend {
   }
 
   snapshot(): FrontendStats & { flows: number; evictions: number } {
-    const c = this.#listener ? this.relay.udpCounters(this.#listener.id) : { bytesIn: 0, bytesOut: 0, flows: 0, evictions: 0, dropped: 0 };
+    const c = this.#listener ? this.relay.udpCounters(this.#listener.id) : { bytesIn: 0, bytesOut: 0, flows: 0, evictions: 0, dropped: 0, refused: 0 };
     const errors = { ...this.#errors };
     if (c.dropped > 0) errors['pendingOverflow'] = c.dropped;
+    if (c.refused > 0) errors['refusedRecently'] = c.refused;
     return {
       active: c.flows, total: this.#total, bytesIn: c.bytesIn, bytesOut: c.bytesOut,
       errors, backends: this.#pool.stats(), flows: c.flows, evictions: c.evictions,
