@@ -45,21 +45,23 @@ napi_value js_listen(napi_env env, napi_callback_info info) {
   socklen_t blen = sizeof bound;
   getsockname(fd, (struct sockaddr *)&bound, &blen);
   uint32_t actual = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
-  listener *l = calloc(1, sizeof(listener));
+  cmd *qs[MAX_WORKERS];
+  listener *l = cmds_for_all(r, CMD_LISTEN, qs) < 0 ? NULL : calloc(1, sizeof(listener));
   if (l) l->gate = gate_new();
-  if (!l || !l->gate) { free(l); close(fd); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
+  if (!l || !l->gate) {
+    if (l) free_all(r, qs);
+    free(l);
+    close(fd);
+    napi_throw_error(env, "BEACON_RELAY", "out of memory");
+    return NULL;
+  }
   l->fd = fd;
   l->id = id;
   l->refs = r->n;
   l->next = r->listeners;
   r->listeners = l;
-  for (int i = 0; i < r->n; i++) {
-    cmd *q = calloc(1, sizeof(cmd));
-    if (!q) { release_listener(l); continue; } /* that worker will not accept here; the others do */
-    q->kind = CMD_LISTEN;
-    q->l = l;
-    submit(r, &r->w[i], q);
-  }
+  for (int i = 0; i < r->n; i++) qs[i]->l = l;
+  submit_all(r, qs);
   CHECK(napi_create_uint32(env, actual, &out));
   return out;
 }
@@ -75,14 +77,11 @@ napi_value js_unlisten(napi_env env, napi_callback_info info) {
   for (listener **link = &r->listeners; *link; link = &(*link)->next) {
     listener *l = *link;
     if (l->id != id) continue;
+    cmd *qs[MAX_WORKERS];
+    if (cmds_for_all(r, CMD_UNLISTEN, qs) < 0) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
     *link = l->next;
-    for (int i = 0; i < r->n; i++) {
-      cmd *q = calloc(1, sizeof(cmd));
-      if (!q) continue; /* that worker keeps it until close(): accepts there are rejected by JavaScript */
-      q->kind = CMD_UNLISTEN;
-      q->l = l;
-      submit(r, &r->w[i], q);
-    }
+    for (int i = 0; i < r->n; i++) qs[i]->l = l;
+    submit_all(r, qs);
     break;
   }
   return NULL;
@@ -102,14 +101,13 @@ napi_value js_cut_tag(napi_env env, napi_callback_info info) {
     return NULL;
   }
   /* Any worker may own some of them: each gets the command. */
+  cmd *qs[MAX_WORKERS];
+  if (cmds_for_all(r, CMD_CUT_TAG, qs) < 0) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
   for (int i = 0; i < r->n; i++) {
-    cmd *q = calloc(1, sizeof(cmd));
-    if (!q) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
-    q->kind = CMD_CUT_TAG;
-    q->lid = lid;
-    q->tag = tag == -2 ? REFUSED_TAGS : tag < 0 ? ALL_TAGS : (uint32_t)tag;
-    submit(r, &r->w[i], q);
+    qs[i]->lid = lid;
+    qs[i]->tag = tag == -2 ? REFUSED_TAGS : tag < 0 ? ALL_TAGS : (uint32_t)tag;
   }
+  submit_all(r, qs);
   return NULL;
 }
 
@@ -149,15 +147,20 @@ napi_value js_routes(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  for (int i = 0; i < r->n; i++) {
-    cmd *q = calloc(1, sizeof(cmd));
-    route *copy = malloc(size);
-    if (!q || !copy) { free(q); free(copy); free(rt); napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
-    memcpy(copy, rt, size);
-    q->kind = CMD_ROUTES;
-    q->route = copy;
-    submit(r, &r->w[i], q);
+  /* Every worker its own copy, or none gets one: a route half the workers took would never
+   * be acknowledged by all (native-frontend.ts counts on it). */
+  cmd *qs[MAX_WORKERS];
+  int made = cmds_for_all(r, CMD_ROUTES, qs) == 0, ok = made;
+  for (int i = 0; ok && i < r->n; i++) {
+    if ((qs[i]->route = malloc(size))) memcpy(qs[i]->route, rt, size);
+    else ok = 0;
   }
   free(rt);
+  if (!ok) {
+    if (made) free_all(r, qs); /* free_cmd frees a route copy too */
+    napi_throw_error(env, "BEACON_RELAY", "out of memory");
+    return NULL;
+  }
+  submit_all(r, qs);
   return NULL;
 }

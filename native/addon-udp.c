@@ -122,17 +122,9 @@ napi_value js_udp_unlisten(napi_env env, napi_callback_info info) {
   uint32_t lid;
   CHECK(napi_get_value_uint32(env, argv[1], &lid));
   cmd *qs[MAX_WORKERS];
-  for (int i = 0; i < r->n; i++) {
-    if ((qs[i] = calloc(1, sizeof(cmd)))) continue;
-    while (i > 0) free(qs[--i]);
-    napi_throw_error(env, "BEACON_RELAY", "out of memory");
-    return NULL;
-  }
-  for (int i = 0; i < r->n; i++) {
-    qs[i]->kind = CMD_UDP_UNLISTEN;
-    qs[i]->lid = lid;
-    submit(r, &r->w[i], qs[i]);
-  }
+  if (cmds_for_all(r, CMD_UDP_UNLISTEN, qs) < 0) { napi_throw_error(env, "BEACON_RELAY", "out of memory"); return NULL; }
+  for (int i = 0; i < r->n; i++) qs[i]->lid = lid;
+  submit_all(r, qs);
   return NULL;
 }
 

@@ -62,6 +62,23 @@ void uncork(relay *r) {
   }
 }
 
+int cmds_for_all(relay *r, int kind, cmd *qs[MAX_WORKERS]) {
+  for (int i = 0; i < r->n; i++) {
+    if ((qs[i] = calloc(1, sizeof(cmd)))) { qs[i]->kind = kind; continue; }
+    while (i > 0) free(qs[--i]);
+    return -1;
+  }
+  return 0;
+}
+
+void submit_all(relay *r, cmd *qs[MAX_WORKERS]) {
+  for (int i = 0; i < r->n; i++) submit(r, &r->w[i], qs[i]);
+}
+
+void free_all(relay *r, cmd *qs[MAX_WORKERS]) {
+  for (int i = 0; i < r->n; i++) free_cmd(qs[i]);
+}
+
 static void stop_all(relay *r) {
   if (r->closed) return;
   if (r->corked) uncork(r); /* closed from a report handler: what it staged is freed below */

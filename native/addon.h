@@ -29,6 +29,11 @@ relay *open_relay(napi_env env, napi_value v);
 /* Posts q to w, or stages it while a report batch is being answered (uncork posts them). */
 void submit(relay *r, worker *w, cmd *q);
 void uncork(relay *r);
+/* One command of `kind` per worker in qs[0..r->n), all or none: -1 (out of memory, none made). */
+int cmds_for_all(relay *r, int kind, cmd *qs[MAX_WORKERS]);
+/* qs[i] to worker i (after cmds_for_all and filling them in). */
+void submit_all(relay *r, cmd *qs[MAX_WORKERS]);
+void free_all(relay *r, cmd *qs[MAX_WORKERS]);
 void throw_errno(napi_env env, int err, const char *what);
 /* "ip", port -> sockaddr; 0 on success. */
 int to_sockaddr(napi_env env, napi_value ip, uint32_t port, struct sockaddr_storage *out, socklen_t *len);
