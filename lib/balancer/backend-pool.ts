@@ -56,6 +56,21 @@ export interface PoolOptions {
   readonly passiveEjectionMs?: number;
 }
 
+/** What a frontend's options say about its pool (TCP and UDP frontends alike). */
+export interface FrontendPoolSettings {
+  readonly balance: BalancerOptions['mode'];
+  readonly affinityTimeoutMs: number;
+  readonly health: HealthOptions;
+  readonly activeChecks: boolean;
+  readonly passiveEjectionMs?: number;
+}
+
+/** A frontend's options as its pool's. */
+export function poolOptions(o: FrontendPoolSettings): PoolOptions {
+  const options = { balancer: { mode: o.balance, affinityTimeoutMs: o.affinityTimeoutMs }, health: o.health, activeChecks: o.activeChecks };
+  return o.passiveEjectionMs === undefined ? options : { ...options, passiveEjectionMs: o.passiveEjectionMs };
+}
+
 export type PoolPick = { readonly id: string; readonly address: BackendAddress } | { readonly none: 'noBackend' | 'noHealthyBackend' };
 
 /** `ip:port`, with brackets for IPv6, the backend's identity in stats and logs. */

@@ -9,7 +9,7 @@
  * end (ECONNREFUSED on the flow's socket) is a passive health failure of its backend.
  * udp-frontend.ts (Node's dgram) stays the engine when the addon is not built.
  */
-import { BackendPool, type BackendAddress } from '../../lib/balancer/backend-pool.js';
+import { BackendPool, poolOptions, type BackendAddress } from '../../lib/balancer/backend-pool.js';
 import { BackendSlots } from './backend-slots.js';
 import { REFUSED_CLIENTS, type FlowEndReason, type FlowEvents, type NativeRelay } from './native-relay.js';
 import type { UdpFrontendOptions } from './udp-frontend.js';
@@ -38,7 +38,7 @@ export class NativeUdpFrontend {
     private readonly now: () => number = () => performance.now(),
     private readonly relay: NativeRelay,
   ) {
-    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, (backend, t) => {
+    this.#pool = new BackendPool(poolOptions(options), (backend, t) => {
       onTransition(backend, t);
       if (t === 'up') this.#forgetRefusals();
     });

@@ -7,7 +7,7 @@
  * (the native relay accepts and connects itself).
  */
 import type { BalanceMode } from '../../lib/balancer/balancer.js';
-import { BackendPool, PASSIVE_EJECTION_MS, type BackendAddress, type BackendStats, type PoolPick } from '../../lib/balancer/backend-pool.js';
+import { BackendPool, PASSIVE_EJECTION_MS, poolOptions, type BackendAddress, type BackendStats, type PoolPick } from '../../lib/balancer/backend-pool.js';
 import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import { encodeV1, encodeV2 } from '../../lib/proxy/proxy-protocol.js';
 import { TokenBucket } from '../../lib/proxy/rate-limit.js';
@@ -95,7 +95,7 @@ export abstract class TcpFrontendBase {
     protected readonly now: () => number = () => performance.now(),
   ) {
     const passiveEjectionMs = options.passiveEjectionMs ?? PASSIVE_EJECTION_MS;
-    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks, passiveEjectionMs }, (backend, t) => {
+    this.#pool = new BackendPool(poolOptions({ ...options, passiveEjectionMs }), (backend, t) => {
       onTransition(backend, t);
       // Without active checks an ejection runs out (BackendPool). pick() would notice, but a
       // native route connects without asking it: a timer brings the backend back either way.

@@ -10,7 +10,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { BalanceMode } from '../../lib/balancer/balancer.js';
-import { BackendPool, type BackendAddress } from '../../lib/balancer/backend-pool.js';
+import { BackendPool, poolOptions, type BackendAddress } from '../../lib/balancer/backend-pool.js';
 import { FlowTable } from '../../lib/proxy/flow-table.js';
 import { DEFAULT_HEALTH, type HealthOptions } from '../../lib/health/health.js';
 import type { FrontendStats } from './tcp-frontend-base.js';
@@ -70,7 +70,7 @@ export class UdpFrontend {
     onTransition: (backend: string, t: 'up' | 'down') => void = () => undefined,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.#pool = new BackendPool({ balancer: { mode: options.balance, affinityTimeoutMs: options.affinityTimeoutMs }, health: options.health, activeChecks: options.activeChecks }, onTransition);
+    this.#pool = new BackendPool(poolOptions(options), onTransition);
     this.#flows = new FlowTable({ maxFlows: options.maxFlows, idleTimeoutMs: options.flowIdleTimeoutMs });
   }
 

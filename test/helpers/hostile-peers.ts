@@ -165,10 +165,3 @@ export function kernelQueues(pairs: readonly (readonly [number, number])[]): num
 export function openDescriptors(): number {
   return readdirSync('/proc/self/fd').length;
 }
-
-/** Polls `fn` every 20 ms until it holds or `ms` pass; returns its last value. */
-export async function until(fn: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-  return fn();
-}

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { BackendPool, CONNECT_BUCKETS_MS, PASSIVE_EJECTION_MS, backendId, type BackendAddress } from '../../../lib/balancer/backend-pool.js';
+import { BackendPool, poolOptions, CONNECT_BUCKETS_MS, PASSIVE_EJECTION_MS, backendId, type BackendAddress } from '../../../lib/balancer/backend-pool.js';
 import { DEFAULT_HEALTH } from '../../../lib/health/health.js';
 
 const addr = (port: number, state: 'ready' | 'terminating' = 'ready'): BackendAddress => ({ ip: '10.0.0.1', port, state });
@@ -118,4 +118,13 @@ t.test('readmitDue says how long the next ejection has left, for an owner that d
     t.equal(pool.readmitDue(row.now), row.left, `${row.desc}: ms left`);
     t.same(pool.usable().map((u) => u.id), row.usable, `${row.desc}: usable`);
   }
+});
+
+t.test("poolOptions: a frontend's options as its pool's", async (t) => {
+  const base = { balance: 'leastConnections' as const, affinityTimeoutMs: 5, health: DEFAULT_HEALTH, activeChecks: true };
+  const rows = [
+    { desc: 'no ejection length: the pool keeps its default', in: base, out: { balancer: { mode: 'leastConnections', affinityTimeoutMs: 5 }, health: DEFAULT_HEALTH, activeChecks: true } },
+    { desc: 'an ejection length is passed on', in: { ...base, passiveEjectionMs: 7 }, out: { balancer: { mode: 'leastConnections', affinityTimeoutMs: 5 }, health: DEFAULT_HEALTH, activeChecks: true, passiveEjectionMs: 7 } },
+  ];
+  for (const row of rows) t.same(poolOptions(row.in), row.out, row.desc);
 });

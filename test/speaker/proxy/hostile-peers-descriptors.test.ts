@@ -9,7 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { Proxy } from '../../../speaker/proxy/index.js';
 import { once } from 'node:events';
 import { echoBackend, talk } from '../../helpers/tcp-peers.js';
-import { until } from '../../helpers/hostile-peers.js';
+import { until } from '../../helpers/wait.js';
 import { serve, TRANSPORTS, type Transport } from '../../helpers/proxy-under-test.js';
 
 /** The soft RLIMIT_NOFILE, from /proc/self/limits. */

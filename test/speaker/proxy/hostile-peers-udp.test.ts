@@ -10,7 +10,8 @@ import fc from 'fast-check';
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { Proxy, type Frontend } from '../../../speaker/proxy/index.js';
-import { openDescriptors, pattern, until } from '../../helpers/hostile-peers.js';
+import { openDescriptors, pattern } from '../../helpers/hostile-peers.js';
+import { until } from '../../helpers/wait.js';
 
 /** RFC 768 and 791: 65535 minus the UDP and IPv4 headers. */
 const MAX_DATAGRAM = 65_507;

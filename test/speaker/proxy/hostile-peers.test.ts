@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import { connect, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { commandBackend, FLOOD_CHUNK, kernelQueues, openDescriptors, pattern, until, type CommandBackend } from '../../helpers/hostile-peers.js';
+import { commandBackend, FLOOD_CHUNK, kernelQueues, openDescriptors, pattern, type CommandBackend } from '../../helpers/hostile-peers.js';
+import { until } from '../../helpers/wait.js';
 import { serve, TRANSPORTS, type Transport } from '../../helpers/proxy-under-test.js';
 import { talk } from '../../helpers/tcp-peers.js';
 

@@ -8,6 +8,7 @@ import { NativeTcpFrontend } from '../../../speaker/proxy/native-frontend.js';
 import { DEFAULT_TCP_OPTIONS } from '../../../speaker/proxy/tcp-frontend-base.js';
 import { decode } from '../../../lib/proxy/proxy-protocol.js';
 import { echoBackend, talk } from '../../helpers/tcp-peers.js';
+import { until } from '../../helpers/wait.js';
 
 function relay(): NativeRelay {
   const { relay: r, why } = createRelay('native', 2);
@@ -109,11 +110,6 @@ function recorder(ask: (id: number) => void = () => undefined) {
   return { log, events };
 }
 
-async function until(fn: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
-  return fn();
-}
 
 t.test('a route: the threads connect each client in turn, over its limit they close it, without one they ask', async (t) => {
   const a = await echoBackend('a'); const b = await echoBackend('b');

@@ -9,6 +9,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { createRelay, NativeRelay } from '../../../speaker/proxy/native-relay.js';
 import { NativeTcpFrontend } from '../../../speaker/proxy/native-frontend.js';
 import { DEFAULT_TCP_OPTIONS } from '../../../speaker/proxy/tcp-frontend-base.js';
+import { until } from '../../helpers/wait.js';
 
 /** Pipes this process holds open (the relay's splice pipes among them). */
 const openPipes = () => readdirSync('/proc/self/fd').filter((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`).startsWith('pipe:'); } catch { return false; } }).length;
@@ -58,7 +59,7 @@ t.test('a bulk stream both ways through splice: byte-exact, half-close, pipes re
   t.ok(peak > before, `bulk directions borrowed pipes (${before} open before, ${peak} at the peak)`);
   client.destroy();
   backendSocket.destroy();
-  await until(() => f.snapshot().active === 0);
+  await until(() => f.snapshot().active === 0, 10_000);
   const s = f.snapshot();
   t.equal(s.bytesIn, up.length, 'bytes in counted, spliced ones included');
   t.equal(s.bytesOut, down.length, 'bytes out counted');
@@ -67,7 +68,3 @@ t.test('a bulk stream both ways through splice: byte-exact, half-close, pipes re
   t.equal(openPipes(), before, 'every pipe closed with the relay');
 });
 
-async function until(fn: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-}

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { createRelay, NativeRelay } from '../../../speaker/proxy/native-relay.js';
 import { NativeUdpFrontend } from '../../../speaker/proxy/native-udp-frontend.js';
 import { DEFAULT_UDP_OPTIONS } from '../../../speaker/proxy/udp-frontend.js';
+import { until } from '../../helpers/wait.js';
 
 /** native/udp.h REFUSED_MS. */
 const REFUSED_MS = 1000;
@@ -20,11 +21,6 @@ async function socket(): Promise<Socket> {
   return s;
 }
 
-async function until(fn: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-  return fn();
-}
 
 t.test('a refused client is not asked about again for a second; its datagrams are counted', async (t) => {
   const backend = await socket();

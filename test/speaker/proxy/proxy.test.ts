@@ -5,6 +5,7 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { Proxy, type Frontend } from '../../../speaker/proxy/index.js';
 import { echoBackend, talk as talkOnce, type EchoBackend } from '../../helpers/tcp-peers.js';
+import { until } from '../../helpers/wait.js';
 
 /** A backend torn down with the test. */
 async function backend(t: Test, name: string): Promise<EchoBackend> {
@@ -27,11 +28,6 @@ async function hold(port: number): Promise<{ socket: Socket; greeting: string }>
   return { socket, greeting };
 }
 
-async function until(fn: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-  return fn();
-}
 
 const tcp = (key: string, ports: number[], options: Frontend['options'] = {}, state: 'ready' | 'terminating' = 'ready'): Frontend => ({
   key, ip: '127.0.0.1', port: 0, protocol: 'TCP', options,

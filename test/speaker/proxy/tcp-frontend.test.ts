@@ -10,6 +10,7 @@ import { PipeRelay } from '../../../speaker/proxy/relay.js';
 import { createRelay, NativeRelay } from '../../../speaker/proxy/native-relay.js';
 import { NativeTcpFrontend } from '../../../speaker/proxy/native-frontend.js';
 import type { TcpFrontendBase } from '../../../speaker/proxy/tcp-frontend-base.js';
+import { until } from '../../helpers/wait.js';
 
 const backend = echoBackend;
 
@@ -180,10 +181,6 @@ test('close drains open connections up to the deadline, then cuts them', async (
   await f.close(); // idempotent
 });
 
-async function until(fn: () => boolean, ms = 2000) {
-  const end = Date.now() + ms;
-  while (!fn() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-}
 
 test('source ranges and the new-connection rate are enforced and counted', async (t) => {
   const b = await backend('b');

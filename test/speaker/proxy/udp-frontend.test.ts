@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import { UdpFrontend, DEFAULT_UDP_OPTIONS, type UdpFrontendOptions } from '../../../speaker/proxy/udp-frontend.js';
 import { NativeUdpFrontend } from '../../../speaker/proxy/native-udp-frontend.js';
 import { createRelay, NativeRelay } from '../../../speaker/proxy/native-relay.js';
+import { until } from '../../helpers/wait.js';
 
 const ENGINES = ['dgram', 'native'] as const;
 type Engine = (typeof ENGINES)[number];
@@ -20,10 +21,6 @@ function make(t: Test, engine: Engine, opts: UdpFrontendOptions, onTransition?: 
 }
 
 /** Polls `cond` every 20 ms for up to 3 s (the native engine reports ends from its thread). */
-async function until(cond: () => boolean): Promise<void> {
-  const end = Date.now() + 3000;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-}
 
 /** A UDP backend that answers `name:payload` (or the bare payload when `plain`). */
 async function backend(t: Test, name: string, plain = false): Promise<{ port: number; socket: Socket }> {
